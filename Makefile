@@ -1,0 +1,85 @@
+# minicontainer — two commands:
+#   make lab    set everything up and start JupyterLab on the course (http://127.0.0.1:8888)
+#   make test   set everything up and run every test: unit, integration, notebooks (nbval)
+# Both are idempotent: a second run installs nothing and starts at once.
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+LAB_PORT ?= 8888
+LAB_IP ?= 127.0.0.1
+SOLVED := build/solved
+
+# Debian/Ubuntu packages the course and its tests use (checked one by one, installed only if missing).
+APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
+                libseccomp2 umoci skopeo chromium
+BENCH_PACKAGES := runc crun hyperfine iperf3
+PYTEST_ARGS ?=
+
+.PHONY: lab test setup system-packages venv unit integration notebooks bench clean-venv help root vm-test
+
+help:
+	@echo "make lab    start the course in JupyterLab (needs root: sudo make lab)"
+	@echo "make test   run every test (needs root: sudo make test)"
+
+root:
+	@if [ "$$(id -u)" != 0 ]; then echo "make $(MAKECMDGOALS) needs root: run 'sudo make $(MAKECMDGOALS)'" >&2; exit 1; fi
+
+system-packages: root
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The venv is rebuilt only when pyproject.toml changes (the stamp records it).
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip
+	# compat editable mode: a plain path in a .pth file, no import hook on every interpreter start
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[course,test]' --config-settings editable_mode=compat
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+setup: root system-packages venv
+
+lab: setup
+	@TOKEN=$$($(VPY) -c 'import secrets; print(secrets.token_hex(16))'); \
+	echo ""; echo "  Open the course at:  http://$(LAB_IP):$(LAB_PORT)/lab/tree/00_a_container_is_just_a_process.ipynb?token=$$TOKEN"; echo ""; \
+	exec $(VENV)/bin/jupyter lab --allow-root --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks --IdentityProvider.token=$$TOKEN
+
+$(SOLVED): notebooks/*.ipynb notebooks/solutions/*.py
+	$(VPY) -m minicontainer.course.notebooks solve notebooks $(SOLVED)
+
+test: setup
+	@$(VPY) -m minicontainer.course.notebooks solve notebooks $(SOLVED)
+	$(VPY) -m pytest tests $(SOLVED) --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -rs $(PYTEST_ARGS)
+
+unit: venv
+	$(VPY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: setup
+	$(VPY) -m pytest tests/integration -rs $(PYTEST_ARGS)
+
+notebooks: setup
+	@$(VPY) -m minicontainer.course.notebooks solve notebooks $(SOLVED)
+	$(VPY) -m pytest tests/notebooks $(SOLVED) --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/notebooks/sanitize.cfg -rs $(PYTEST_ARGS)
+
+bench: setup
+	$(MAKE) system-packages EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(VPY) bench/run_all.py
+
+# The classroom VM, verified for real (boots it, provisions twice, runs the tests inside, destroys
+# it; ~20 min without KVM). Not part of `make test`: it installs its own host tools (vagrant, libvirt …).
+vm-test: root venv
+	bash vagrant/vm-test.sh
+
+clean-venv:
+	rm -rf $(VENV) build

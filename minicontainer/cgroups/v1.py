@@ -1,0 +1,226 @@
+"""The cgroup v1 backend: one hierarchy per controller. Introduced in notebook 02.
+
+Each controller is its own tree (``/sys/fs/cgroup/memory``, ``…/cpu``, or ``cpu,cpuacct`` co-mounted:
+the mount points come from :mod:`.layout`), so one group is a directory of the same name in each
+hierarchy, and a pid joins by being written into every one's ``cgroup.procs``.
+
+v1's traps, handled here:
+
+- ``cpuset``: a new group starts with *empty* ``cpuset.cpus``/``cpuset.mems`` and refuses tasks
+  (``ENOSPC``) until both are copied from its parent (``cgroup.clone_children`` would do it, but it is a
+  setting of the parent hierarchy we do not own);
+- memory + swap: ``memory.memsw.limit_in_bytes`` must stay ≥ ``memory.limit_in_bytes``, so the order
+  of the two writes depends on whether the limit goes up or down;
+- no ``cgroup.kill``: we freeze the group (so nothing forks while we look), SIGKILL each pid, thaw
+  (frozen tasks cannot die), and wait until ``cgroup.procs`` is empty — runc's ``signalAllProcesses``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from pathlib import Path
+
+from ..errors import CgroupError
+from . import _files as f
+from .values import Limits
+
+_NEED_TO_V1 = {"memory": "memory", "cpu": "cpu", "pids": "pids", "cpuset": "cpuset", "io": "blkio"}
+
+
+class V1Backend:
+    version = 1
+
+    def __init__(self, mounts: dict[str, str], parent: str | None = None):
+        self.mounts = {c: Path(p) for c, p in mounts.items()}
+        self.parent_name = parent or f.parent_name()
+
+    def __repr__(self) -> str:
+        return f"V1Backend({ {c: str(p) for c, p in self.mounts.items()} })"
+
+    # -- where things are -------------------------------------------------------------------------
+    def hierarchies(self) -> list[Path]:
+        """Each mount point once (co-mounted controllers share one)."""
+        return sorted(set(self.mounts.values()))
+
+    def dirs(self, name: str) -> dict[str, Path]:
+        return {c: m / self.parent_name / name for c, m in self.mounts.items()}
+
+    def dir(self, name: str, controller: str = "memory") -> Path:
+        return self.mounts[controller] / self.parent_name / name
+
+    def file(self, name: str, filename: str) -> Path:
+        """``memory.max_usage_in_bytes`` → the memory hierarchy's copy; ``cgroup.procs`` → the first."""
+        controller = filename.split(".")[0]
+        if controller not in self.mounts:
+            controller = "freezer" if "freezer" in self.mounts else sorted(self.mounts)[0]
+        return self.dir(name, controller) / filename
+
+    def exists(self, name: str) -> bool:
+        return any((m / self.parent_name / name).is_dir() for m in self.hierarchies())
+
+    def list_groups(self) -> list[str]:
+        names = set()
+        for m in self.hierarchies():
+            try:
+                names.update(p.name for p in (m / self.parent_name).iterdir() if p.is_dir())
+            except FileNotFoundError:
+                pass
+        return sorted(names)
+
+    # -- create / delete ---------------------------------------------------------------------------
+    def _copy_cpuset(self, d: Path) -> None:
+        for fname in ("cpuset.cpus", "cpuset.mems"):
+            if not f.read(d / fname).strip():
+                f.write(d / fname, f.read(d.parent / fname).strip())
+
+    def create(self, name: str, need: set[str] = frozenset()) -> None:
+        missing = {_NEED_TO_V1[c] for c in need} - set(self.mounts)
+        if missing:
+            raise CgroupError("create", self.parent_name + "/" + name, errno.ENOENT,
+                              hint=f"no v1 hierarchy for {' '.join(sorted(missing))} is mounted")
+        made: list[Path] = []
+        try:
+            for m in self.hierarchies():
+                for _ in range(5):
+                    f.mkdir(m / self.parent_name)
+                    try:
+                        if not f.mkdir(m / self.parent_name / name):
+                            raise CgroupError("mkdir", str(m / self.parent_name / name), errno.EEXIST,
+                                              hint="a group of that name exists: pick another name or delete it")
+                        break
+                    except CgroupError as exc:
+                        if exc.errno != errno.ENOENT:   # parent removed by a concurrent delete: again
+                            raise
+                made.append(m / self.parent_name / name)
+            if "cpuset" in self.mounts:
+                self._copy_cpuset(self.mounts["cpuset"] / self.parent_name)
+                self._copy_cpuset(self.dir(name, "cpuset"))
+        except BaseException:
+            for d in reversed(made):
+                f.rmdir(d)
+                f.rmdir_parent_if_empty(d.parent)
+            raise
+
+    def delete(self, name: str) -> None:
+        for m in self.hierarchies():
+            f.rmdir(m / self.parent_name / name)
+            f.rmdir_parent_if_empty(m / self.parent_name)
+
+    # -- limits ------------------------------------------------------------------------------------
+    def apply(self, name: str, limits: Limits) -> None:
+        if limits.memory is not None:
+            d = self.dir(name, "memory")
+            mem, memsw = d / "memory.limit_in_bytes", d / "memory.memsw.limit_in_bytes"
+            total = limits.swap_total
+            if not memsw.exists():
+                if limits.memory_swap not in (None, -1):
+                    raise CgroupError("write to", str(memsw), errno.ENOENT,
+                                      hint="swap accounting is off on this kernel (swapaccount=1)")
+                f.write(mem, limits.memory)
+            else:
+                # memsw ≥ memory at every moment: raise memsw first if the limit grows, else memory first
+                current = f.read_int(mem) or 0
+                order = [(memsw, total), (mem, limits.memory)] if limits.memory > current else \
+                        [(mem, limits.memory), (memsw, total)]
+                for path, value in order:
+                    f.write(path, value)
+        if limits.cpus is not None:
+            d = self.dir(name, "cpu")
+            f.write(d / "cpu.cfs_period_us", 100_000)
+            f.write(d / "cpu.cfs_quota_us", limits.cpu_quota_us)
+        if limits.cpu_shares is not None:
+            f.write(self.dir(name, "cpu") / "cpu.shares", limits.cpu_shares)
+        if limits.pids is not None:
+            f.write(self.dir(name, "pids") / "pids.max", limits.pids)
+        if limits.cpuset is not None:
+            f.write(self.dir(name, "cpuset") / "cpuset.cpus", limits.cpuset)
+        if limits.blkio_weight is not None:
+            d = self.dir(name, "blkio")
+            target = d / "blkio.weight" if (d / "blkio.weight").exists() else d / "blkio.bfq.weight"
+            f.write(target, limits.blkio_weight,
+                    hint="blkio weights need the BFQ (or CFQ) I/O scheduler on the disk")
+
+    # -- processes ---------------------------------------------------------------------------------
+    def add(self, name: str, pid: int) -> None:
+        # cpuset first: if it refuses (ENOSPC), the pid has joined nothing yet
+        order = sorted(self.hierarchies(), key=lambda m: m != self.mounts.get("cpuset"))
+        for m in order:
+            f.write(m / self.parent_name / name / "cgroup.procs", pid)
+
+    def procs(self, name: str) -> list[int]:
+        pids: set[int] = set()
+        for m in self.hierarchies():
+            pids.update(f.read_pids(m / self.parent_name / name / "cgroup.procs"))
+        return sorted(pids)
+
+    def stats(self, name: str) -> dict:
+        cpu_ns = f.read_int(self.file(name, "cpuacct.usage")) if "cpuacct" in self.mounts else None
+        return {
+            "cpu_usage_usec": None if cpu_ns is None else cpu_ns // 1000,
+            "memory_current": f.read_int(self.file(name, "memory.usage_in_bytes")) if "memory" in self.mounts else None,
+            "memory_peak": f.read_int(self.file(name, "memory.max_usage_in_bytes")) if "memory" in self.mounts else None,
+            "pids_current": f.read_int(self.file(name, "pids.current")) if "pids" in self.mounts else None,
+            "oom_kills": f.read_keyed(self.file(name, "memory.oom_control")).get("oom_kill")
+                         if "memory" in self.mounts else None,
+        }
+
+    def _state(self, name: str) -> str:
+        return f.read(self.file(name, "freezer.state")).strip()
+
+    def frozen(self, name: str) -> bool:
+        # a half-made group (crash leftovers, `gc`) may lack its freezer directory: not frozen then
+        return "freezer" in self.mounts and self.file(name, "freezer.state").exists() \
+            and self._state(name) == "FROZEN"
+
+    def _need_freezer(self, name: str) -> None:
+        if "freezer" not in self.mounts:
+            raise CgroupError("freeze", self.parent_name + "/" + name, errno.ENOENT,
+                              hint="no v1 freezer hierarchy is mounted")
+
+    def freeze(self, name: str) -> None:
+        self._need_freezer(name)
+        state = self.file(name, "freezer.state")
+        f.write(state, "FROZEN")
+
+        def done() -> bool:
+            # FREEZING until every task stopped; writing FROZEN again nudges stragglers (runc does too)
+            if self._state(name) == "FROZEN":
+                return True
+            f.write(state, "FROZEN")
+            return False
+        f.wait_until(done, "freeze", self.dir(name, "freezer"))
+
+    def thaw(self, name: str) -> None:
+        self._need_freezer(name)
+        f.write(self.file(name, "freezer.state"), "THAWED")
+        f.wait_until(lambda: self._state(name) == "THAWED", "thaw", self.dir(name, "freezer"))
+
+    def kill(self, name: str) -> None:
+        if not self.procs(name):
+            return
+        frozen = "freezer" in self.mounts
+        if frozen:
+            self.freeze(name)
+        try:
+            for pid in self.procs(name):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                self.thaw(name)
+        if not frozen:                      # no freezer: a forking group needs a few rounds
+            for _ in range(100):
+                pids = self.procs(name)
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        f.wait_until(lambda: not self.procs(name), "kill every process in",
+                     self.file(name, "cgroup.procs").parent)

@@ -1,0 +1,53 @@
+"""Images: overlayfs, a content-addressed layer store, import and build. Introduced in notebook 04.
+
+The runtime (notebook 06) calls :class:`ImageStore` (``ensure_busybox``, ``get``,
+``create_container_layer``, ``remove_container_layer``, ``mark_in_use``/``release``) and
+:func:`mount_overlay`; the CLI calls the module functions below (``images``, ``import``, ``build``,
+``rmi``, ``commit``). Split by role: :mod:`.overlay` (the kernel's union mount), :mod:`.store`
+(layers and images on disk), :mod:`.importer` (archives, safe extraction), :mod:`.builder`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from .overlay import (OPAQUE_XATTR, du, is_opaque, is_whiteout, make_opaque, make_whiteout, mount_overlay,
+                      overlay_options)
+from .store import ContainerLayer, Image, ImageStore, normalize_ref, tree_digest
+
+__all__ = ["ImageStore", "Image", "ContainerLayer", "overlay_options", "mount_overlay", "make_whiteout",
+           "make_opaque", "is_whiteout", "is_opaque", "du", "normalize_ref", "tree_digest", "OPAQUE_XATTR",
+           "list_images", "remove_image", "import_archive", "build", "commit"]
+
+
+def list_images(store: ImageStore | None = None) -> list[Image]:
+    """Named images, for ``minicontainer images`` (``img.names``, ``img.id[:12]``, ``img.size()``)."""
+    return (store or ImageStore()).images()
+
+
+def remove_image(ref: str, store: ImageStore | None = None) -> list[str]:
+    """``minicontainer rmi REF``: refused (ConflictError) while a container uses it."""
+    return (store or ImageStore()).remove_image(ref)
+
+
+def import_archive(path: str | os.PathLike, name: str | None = None,
+                   progress: Callable[[str, int, int], None] | None = None,
+                   store: ImageStore | None = None) -> Image:
+    """``minicontainer import FILE [NAME]``: docker-save or OCI-layout tarball (or directory)."""
+    from .importer import import_archive as _imp
+    return _imp(path, name, store=store, progress=progress)
+
+
+def build(context_dir: str | os.PathLike, tag: str | None = None,
+          progress: Callable[[str], None] | None = None, store: ImageStore | None = None,
+          no_cache: bool = False):
+    """``minicontainer build -t TAG DIR``; returns a BuildResult (``.image``, ``.steps``)."""
+    from .builder import build as _build
+    return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache)
+
+
+def commit(cid: str, name: str, store: ImageStore | None = None) -> Image:
+    """``minicontainer commit CID NAME``: the container's upper dir as a new layer."""
+    from .builder import commit as _commit
+    return _commit(cid, name, store=store)

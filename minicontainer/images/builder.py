@@ -1,0 +1,417 @@
+"""``minicontainer build`` — a Containerfile subset, each step an image, with a cache. Notebook 04.
+
+Supported: ``FROM`` (busybox or any image in the store), ``RUN``, ``ENV``, ``COPY``, ``WORKDIR``,
+``CMD``, ``ENTRYPOINT`` (shell or JSON form), comments and ``\\`` continuations.
+
+Each step produces an image: ``RUN``, ``COPY`` and ``WORKDIR`` add one layer; ``ENV``, ``CMD`` and
+``ENTRYPOINT`` change only the config (docker's "empty layer"). The cache key of a step is
+sha256(parent image id + instruction text [+ sha256 of the COPY sources]); an unchanged rebuild
+finds every step in the cache, and a changed COPY source changes that key and so every key after it.
+
+``RUN`` executes in a container of the image so far (:func:`run_step`): a forked child in new mount,
+PID, UTS, IPC and network namespaces mounts the overlay of the image's layers with a *fresh* upper
+dir, enters it and runs ``/bin/sh -c CMD``; afterwards that upper dir — exactly what the command
+changed, whiteouts included — becomes the step's layer. The network namespace is empty (no traffic
+leaves the machine; a RUN needing the internet fails clearly instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shlex
+import signal
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import syscalls
+from ..errors import ConfigError, ImageError, NotFoundError
+from .overlay import mount_overlay
+from .store import DEFAULT_CONFIG, Image, ImageStore, _rmtree, copy_tree, tree_digest
+
+INSTRUCTIONS = ("FROM", "RUN", "ENV", "COPY", "WORKDIR", "CMD", "ENTRYPOINT")
+Log = Callable[[str], None]
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.keyword} {self.args}"
+
+
+@dataclass
+class Step:
+    instruction: Instruction
+    image_id: str
+    cached: bool
+
+
+@dataclass
+class BuildResult:
+    image: Image
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(s.cached for s in self.steps)
+
+
+def parse_containerfile(text: str) -> list[Instruction]:
+    """Lines → instructions; ConfigError (with the line number) for anything outside the subset."""
+    out: list[Instruction] = []
+    buf, start = "", 0
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if not buf:
+            start = no
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        kw, _, args = buf.partition(" ")
+        kw = kw.upper()
+        if kw not in INSTRUCTIONS:
+            raise ConfigError(f"Containerfile line {start}: unsupported instruction {kw!r}",
+                              hint=f"this subset knows {', '.join(INSTRUCTIONS)}")
+        if not args.strip():
+            raise ConfigError(f"Containerfile line {start}: {kw} needs an argument")
+        out.append(Instruction(kw, args.strip(), start))
+        buf = ""
+    if not out or out[0].keyword != "FROM":
+        raise ConfigError("Containerfile: the first instruction must be FROM")
+    return out
+
+
+def _command(args: str) -> list[str]:
+    """JSON (exec) form ``["a","b"]`` or shell form ``a b`` → argv."""
+    if args.startswith("["):
+        try:
+            v = json.loads(args)
+        except ValueError as exc:
+            raise ConfigError(f"bad JSON form {args!r}: {exc}") from exc
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"bad JSON form {args!r}: expected a list of strings")
+        return v
+    return ["/bin/sh", "-c", args]
+
+
+def _env_pairs(args: str) -> list[tuple[str, str]]:
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        return [(words[0], args.split(None, 1)[1] if len(words) > 1 else "")]   # ENV KEY value
+    pairs = []
+    for w in words:
+        k, sep, v = w.partition("=")
+        if not sep or not k:
+            raise ConfigError(f"ENV {args!r}: expected KEY=VALUE")
+        pairs.append((k, v))
+    return pairs
+
+
+def _set_env(env: list[str], key: str, value: str) -> list[str]:
+    return [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
+
+
+def _expand(value: str, env: list[str]) -> str:
+    import string
+    return string.Template(value).safe_substitute(dict(e.split("=", 1) for e in env if "=" in e))
+
+
+def _copy_sources(context: Path, args: str) -> tuple[list[Path], str]:
+    words = _command(args) if args.startswith("[") else shlex.split(args)
+    if len(words) < 2:
+        raise ConfigError(f"COPY {args!r}: needs SRC… DEST")
+    srcs = []
+    ctx = context.resolve()
+    for s in words[:-1]:
+        p = (ctx / s).resolve()
+        if not p.is_relative_to(ctx):
+            raise ConfigError(f"COPY {s}: outside the build context {ctx}")
+        if not p.exists():
+            raise NotFoundError(f"COPY {s}: no such file in the build context {ctx}")
+        srcs.append(p)
+    return srcs, words[-1]
+
+
+def _content_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode() + b"\0")
+        if p.is_dir():
+            h.update(tree_digest(p).encode())
+        else:
+            st = p.stat()
+            h.update(f"{stat.S_IMODE(st.st_mode):o}".encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build(context_dir: str | os.PathLike, tag: str | None = None, *, store: ImageStore | None = None,
+          file: str = "Containerfile", progress: Log | None = None, no_cache: bool = False) -> BuildResult:
+    """Build ``context_dir``/Containerfile (or Dockerfile) into image ``tag``; returns the steps.
+
+    ``progress`` gets one line per step (``Step 2/5 : RUN … (cached)``) and the RUN output.
+    """
+    store = store or ImageStore()
+    ctx = Path(context_dir)
+    cf = ctx / file
+    if not cf.exists() and file == "Containerfile" and (ctx / "Dockerfile").exists():
+        cf = ctx / "Dockerfile"
+    if not cf.is_file():
+        raise NotFoundError(f"build: no {file} in {ctx}", hint="write one, starting with FROM busybox")
+    instrs = parse_containerfile(cf.read_text())
+    with store.lock():
+        return _build(store, ctx, instrs, tag, progress or (lambda s: None), no_cache)
+
+
+def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | None, log: Log,
+           no_cache: bool) -> BuildResult:
+    steps: list[Step] = []
+    img: Image | None = None
+    for n, ins in enumerate(instrs, 1):
+        head = f"Step {n}/{len(instrs)} : {ins}"
+        if ins.keyword == "FROM":
+            ref = ins.args.split()[0]
+            img = store.ensure_busybox() if ref in ("busybox", "busybox:latest") else store.get(ref)
+            steps.append(Step(ins, img.id, True))
+            log(head)
+            continue
+        assert img is not None
+        extra = ""
+        srcs: list[Path] = []
+        if ins.keyword == "COPY":
+            srcs, _ = _copy_sources(ctx, ins.args)
+            extra = _content_hash(srcs)
+        key = hashlib.sha256(f"{img.id}\n{ins}\n{extra}".encode()).hexdigest()
+        hit = None if no_cache else store.cache_get(key)
+        if hit is not None:
+            img = hit
+            steps.append(Step(ins, img.id, True))
+            log(f"{head}\n ---> using cache {img.id[:12]}")
+            continue
+        log(head)
+        img = _execute(store, img, ins, ctx, log)
+        store.cache_put(key, img.id)
+        steps.append(Step(ins, img.id, False))
+        log(f" ---> {img.id[:12]}")
+    assert img is not None
+    if tag:
+        img = store.tag(img.id, tag)
+    return BuildResult(img, steps)
+
+
+def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log) -> Image:
+    cfg = json.loads(json.dumps(img.config))
+    kw = ins.keyword
+    if kw == "ENV":
+        for k, v in _env_pairs(ins.args):
+            cfg["Env"] = _set_env(cfg["Env"], k, _expand(v, cfg["Env"]))
+        return store.add_image(img.layers, cfg, parent=img.id)
+    if kw in ("CMD", "ENTRYPOINT"):
+        cfg["Cmd" if kw == "CMD" else "Entrypoint"] = _command(ins.args)
+        if kw == "ENTRYPOINT":
+            cfg["Cmd"] = [] if not ins.args.startswith("[") else cfg["Cmd"]
+        return store.add_image(img.layers, cfg, parent=img.id)
+    tmp = store.tmpdir("build-")
+    try:
+        layer = tmp / "layer"
+        layer.mkdir(mode=0o755)
+        if kw == "WORKDIR":
+            wd = posixpath_join(cfg["WorkingDir"], _expand(ins.args, cfg["Env"]))
+            (layer / wd.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            cfg["WorkingDir"] = wd
+        elif kw == "COPY":
+            srcs, dest = _copy_sources(ctx, ins.args)
+            dest_abs = posixpath_join(cfg["WorkingDir"], dest)
+            into_dir = dest.endswith("/") or len(srcs) > 1 or any(s.is_dir() for s in srcs)
+            for s in srcs:
+                if s.is_dir():
+                    target = layer / dest_abs.lstrip("/")
+                    target.mkdir(parents=True, exist_ok=True)
+                    copy_tree(s, target)
+                else:
+                    target = layer / dest_abs.lstrip("/") / s.name if into_dir else layer / dest_abs.lstrip("/")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    copy_tree_file(s, target)
+        elif kw == "RUN":
+            upper = run_step(store, img, _command(ins.args), cfg, tmp, log)
+            layer.rmdir()
+            upper.rename(layer)
+        _fix_parents(layer)
+        lid = store.add_layer_dir(layer, source=f"build {str(ins)[:60]}")
+    finally:
+        _rmtree(tmp)
+    return store.add_image([*img.layers, lid], cfg, parent=img.id)
+
+
+def posixpath_join(base: str, path: str) -> str:
+    import posixpath
+    return posixpath.normpath(posixpath.join(base or "/", path))
+
+
+def copy_tree_file(src: Path, dst: Path) -> None:
+    import shutil
+    shutil.copy2(src, dst, follow_symlinks=False)
+    os.lchown(dst, 0, 0)
+
+
+def _fix_parents(layer: Path) -> None:
+    """Directories we created implicitly get 0755 root:root (mkdtemp gives 0700)."""
+    os.chmod(layer, 0o755)
+
+
+# --- RUN: a container of the image so far -------------------------------------------------------
+
+def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch: Path,
+             log: Log, timeout: float = 600.0, check: bool = True) -> Path:
+    """Run ``argv`` in a container of ``img``; return the fresh upper dir holding its changes.
+
+    Process tree: parent → child (unshare NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET, private mounts) →
+    grandchild, PID 1 of the new PID namespace: mounts the overlay on ``scratch/merged``, enters it
+    with notebook 03's ``rootfs.setup_root`` (pivot_root, /proc, /dev, masked paths) and execs. A
+    plain chroot was the first version and was rejected: a RUN step could climb out of it (notebook 03
+    shows the breakout), and build steps would see a different /dev than the container at run time. stdout+stderr come back through a pipe and go to ``log``. The overlay lives only in
+    the child's mount namespace, so it is gone when the step ends: nothing to unmount, nothing leaks.
+    """
+    upper, work, merged = scratch / "upper", scratch / "work", scratch / "merged"
+    for d in (upper, work, merged):
+        d.mkdir()
+    os.chmod(upper, 0o755)
+    from ..rootfs import setup_root
+    r, w = os.pipe()
+    er, ew = os.pipe()                              # setup errors: one line, then exit 125
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.close(r)
+            os.close(er)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            syscalls.set_pdeathsig(signal.SIGKILL)
+            syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWUTS
+                             | syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWNET)
+            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    syscalls.set_pdeathsig(signal.SIGKILL)     # dies with the step runner (timeout)
+                    syscalls.sethostname("build")
+                    mount_overlay(merged, img.lowerdirs, upper, work)
+                    setup_root(str(merged), hostname="build", mount_proc=True)
+                    try:
+                        os.chdir(cfg.get("WorkingDir") or "/")
+                    except OSError:
+                        os.chdir("/")
+                    env = dict(e.split("=", 1) for e in cfg.get("Env", []) if "=" in e)
+                    env.setdefault("PATH", DEFAULT_CONFIG["Env"][0][5:])
+                    env.setdefault("HOME", "/root")
+                    os.closerange(3, ew)                       # nothing of ours leaks into RUN,
+                    os.closerange(ew + 1, 1 << 16)             # ew closes itself on exec (CLOEXEC)
+                    os.execvpe(argv[0], argv, env)
+                except BaseException as exc:          # noqa: BLE001 - reported to the parent
+                    os.write(ew, f"{exc}\n".encode())
+                finally:
+                    os._exit(127)
+            _, status = os.waitpid(inner, 0)
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+        except BaseException as exc:                  # noqa: BLE001
+            try:
+                os.write(ew, f"{exc}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    os.close(ew)
+    out = b""
+    with os.fdopen(r, "rb") as f:
+        buf = b""
+        while True:
+            ready, _, _ = select.select([f], [], [], timeout)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(f.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                log(" " + line.decode(errors="replace"))
+        if buf:
+            log(" " + buf.decode(errors="replace"))
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(er, "rb") as f:
+        err = f.read().decode(errors="replace").strip()
+    code = os.waitstatus_to_exitcode(status)
+    if err:
+        raise ImageError(f"RUN {(argv[2] if argv[:2] == ['/bin/sh', '-c'] and len(argv) == 3 else shlex.join(argv))}: "
+                         f"could not start: {err}")
+    run_step.last = (code, out.decode(errors="replace"))
+    if code != 0 and check:
+        tail = out.decode(errors="replace").strip().splitlines()[-5:]
+        raise ImageError(f"RUN {(argv[2] if argv[:2] == ['/bin/sh', '-c'] and len(argv) == 3 else shlex.join(argv))}: "
+                         f"exited with status {code}" + (f": {' | '.join(tail)}" if tail else ""),
+                         hint="fix the command; the steps before it stay cached")
+    _rmtree(work)
+    return upper
+
+
+def run_image(ref: str | Image, argv: list[str] | None = None, *, store: ImageStore | None = None,
+              timeout: float = 60.0) -> tuple[int, str]:
+    """Run an image's command (Entrypoint + Cmd, or ``argv``) once, as a throw-away build step would:
+    returns (exit code, output). For tests and notebook 04 before the real runtime (notebook 06)
+    exists; its writable layer is discarded."""
+    store = store or ImageStore()
+    img = ref if isinstance(ref, Image) else store.get(ref)
+    cmd = argv or [*img.config.get("Entrypoint", []), *img.config.get("Cmd", [])]
+    if not cmd:
+        raise ImageError(f"run {img.name}: the image has no command", hint="pass one")
+    tmp = store.tmpdir("run-")
+    try:
+        run_step(store, img, cmd, img.config, tmp, lambda s: None, timeout=timeout, check=False)
+        return run_step.last
+    finally:
+        _rmtree(tmp)
+
+
+def commit(cid: str, name: str, *, store: ImageStore | None = None, image: str | None = None,
+           config: dict | None = None) -> Image:
+    """``docker commit``: the container's upper dir becomes a new layer on top of its image.
+
+    The upper dir is copied (``cp -a``: whiteouts and opaque xattrs included), not moved: the
+    container keeps its writable layer. Commit a stopped container; a running one may be mid-write.
+    """
+    store = store or ImageStore()
+    layer = store.container_layer(cid)
+    iid = image or store.image_of(cid)
+    if not iid:
+        raise ImageError(f"commit {cid}: which image does it run?",
+                         hint="the container's layer records none; pass image=")
+    base = store.get(iid)
+    with store.lock():
+        tmp = store.tmpdir("commit-")
+        try:
+            dst = tmp / "layer"
+            dst.mkdir(mode=0o755)
+            copy_tree(layer.upperdir, dst)
+            lid = store.add_layer_dir(dst, source=f"commit {cid}")
+        finally:
+            _rmtree(tmp)
+        return store.add_image([*base.layers, lid], config or base.config, name=name, parent=base.id)
+
+
+__all__ = ["build", "commit", "parse_containerfile", "run_step", "BuildResult", "Step", "Instruction"]

@@ -1,0 +1,436 @@
+"""Import real image archives — ``docker save`` tarballs and OCI image layouts. Notebook 04.
+
+"An image is in essence a compressed archive": a manifest lists the layers (tar, often gzip) bottom
+first and names a JSON config (Env, Cmd, Entrypoint, WorkingDir). We read both formats:
+
+* docker save / ``skopeo copy … docker-archive:`` — ``manifest.json`` → ``Config`` + ``Layers``;
+* OCI image layout (``umoci``, ``skopeo copy … oci:``, ``docker save`` ≥ 25) — ``index.json`` →
+  manifest blob → config blob + layer blobs, under ``blobs/sha256/``; as a directory or a tarball.
+
+Each layer is unpacked into its own directory with :func:`extract_layer`, our own in-root filter.
+Why not ``tarfile``'s ``data`` filter (PEP 706)? It refuses what real images contain — setuid bits,
+absolute symlinks (``/bin/sh -> /bin/busybox`` is fine inside a container root) and device-less
+whiteouts — while ``fully_trusted`` would let a hostile layer write anywhere on the host. Ours:
+
+* refuses absolute names, ``..`` components, writes *through* any symlink (a layer's own entries
+  never need that; a symlink to ``/etc`` followed by ``x/passwd`` is the classic escape), hard
+  links whose target is absolute, uses ``..``, is not a file already in this layer, or passes a
+  symlink; whiteouts naming ``.``/``..``; block and character devices (a container gets its /dev
+  from the runtime; a device node in an image is only a way to reach host hardware);
+* caps a layer at ``max_bytes`` of content and ``max_entries`` entries (a tar bomb);
+* never follows a symlink when it creates, replaces or changes an entry (``O_NOFOLLOW``, ``lchown``).
+
+Every refusal is an :class:`~minicontainer.errors.ImageError` naming the layer and the entry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import stat
+import tarfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import ImageError, from_oserror
+from .overlay import make_opaque, make_whiteout
+from .store import Image, ImageStore, _rmtree
+
+MAX_LAYER_BYTES = 8 << 30        #: 8 GiB of file content per layer
+MAX_LAYER_ENTRIES = 1_000_000
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+Progress = Callable[[str, int, int], None]
+
+
+class _Reader(io.RawIOBase):
+    """A file object that hashes (and counts) what passes through it."""
+
+    def __init__(self, f, on_read: Callable[[int], None] | None = None):
+        self.f, self.h, self.n, self.on_read = f, hashlib.sha256(), 0, on_read
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.h.update(data)
+        self.n += n
+        if self.on_read and n:
+            self.on_read(self.n)
+        return n
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return self.h.hexdigest()
+
+
+def _refuse(layer: str, entry: str, why: str) -> ImageError:
+    return ImageError(f"layer {layer}: entry {entry!r}: {why}",
+                      hint="the archive is unsafe or corrupt; nothing of this layer was kept")
+
+
+def _clean_name(layer: str, name: str, what: str = "entry") -> str:
+    """``./usr/bin/`` → ``usr/bin``; refuses absolute names and ``..`` components."""
+    if name.startswith("/"):
+        raise _refuse(layer, name, f"{what} is an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(layer, name, f"{what} contains '..' (it would escape the layer)")
+    return "/".join(parts)
+
+
+def _parent_dir(root: str, rel: str, layer: str, entry: str) -> str:
+    """The directory that will hold ``rel``, created as needed; refuses to pass a symlink or a file."""
+    cur = root
+    for part in rel.split("/")[:-1]:
+        cur = os.path.join(cur, part)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            os.mkdir(cur, 0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(cur)
+            where = ("outside the layer" if target.startswith("/") or
+                     posixpath.normpath(posixpath.join(posixpath.dirname(os.path.relpath(cur, root)),
+                                                       target)).startswith("..") else "elsewhere")
+            raise _refuse(layer, entry, f"would be written through the symlink "
+                          f"{os.path.relpath(cur, root)!r} → {target!r} ({where})")
+        if not stat.S_ISDIR(st.st_mode):
+            raise _refuse(layer, entry, f"{os.path.relpath(cur, root)!r} is not a directory")
+    return cur
+
+
+def _remove_existing(path: str, keep_dir: bool) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not keep_dir:
+            _rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def extract_layer(tar: tarfile.TarFile, dest: str | os.PathLike, *, layer: str = "layer",
+                  max_bytes: int = MAX_LAYER_BYTES, max_entries: int = MAX_LAYER_ENTRIES) -> int:
+    """Unpack a layer tar (opened in stream mode is fine) into ``dest`` in overlay form.
+
+    Returns the number of content bytes written. On any refusal raises ImageError; the caller
+    removes ``dest`` (which is inside the store's scratch space).
+    """
+    root = os.fspath(dest)
+    total = 0
+    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    for count, m in enumerate(tar, 1):
+        if count > max_entries:
+            raise _refuse(layer, m.name, f"more than {max_entries} entries (a tar bomb?)")
+        rel = _clean_name(layer, m.name)
+        if not rel:
+            continue                                   # "./" itself: the layer root
+        base = rel.rsplit("/", 1)[-1]
+        parent = _parent_dir(root, rel, layer, m.name)
+        if base == OPAQUE:
+            make_opaque(parent)
+            continue
+        if base.startswith(WHITEOUT):
+            if base.startswith(WHITEOUT + WHITEOUT):
+                continue                               # other aufs metadata (.wh..wh.plnk …)
+            hidden = base[len(WHITEOUT):]
+            if hidden in ("", ".", ".."):
+                raise _refuse(layer, m.name, f"whiteout names {hidden!r}")
+            target = os.path.join(parent, hidden)
+            _remove_existing(target, keep_dir=False)
+            make_whiteout(target)
+            continue
+        path = os.path.join(parent, base)
+        if m.isreg():
+            total += m.size
+            if total > max_bytes:
+                raise _refuse(layer, m.name, f"the layer exceeds {max_bytes} bytes (a tar bomb?)")
+            _remove_existing(path, keep_dir=False)
+            src = tar.extractfile(m)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                written = 0
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    written += len(chunk)
+                    if written > m.size:
+                        raise _refuse(layer, m.name, "more data than its header says")
+                    out.write(chunk)
+        elif m.isdir():
+            _remove_existing(path, keep_dir=True)
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o755)
+            dirs.append((path, m))
+            continue                                   # mode and times after its content
+        elif m.issym():
+            _remove_existing(path, keep_dir=False)
+            os.symlink(m.linkname, path)
+        elif m.islnk():
+            lrel = _clean_name(layer, m.linkname, "hard link target")
+            if not lrel:
+                raise _refuse(layer, m.name, "hard link to the layer root")
+            lparent = _parent_dir(root, lrel, layer, m.name)
+            lpath = os.path.join(lparent, lrel.rsplit("/", 1)[-1])
+            try:
+                lst = os.lstat(lpath)
+            except FileNotFoundError:
+                raise _refuse(layer, m.name, f"hard link target {m.linkname!r} is not in this layer") from None
+            if not stat.S_ISREG(lst.st_mode):
+                raise _refuse(layer, m.name, f"hard link target {m.linkname!r} is not a regular file")
+            _remove_existing(path, keep_dir=False)
+            os.link(lpath, path, follow_symlinks=False)
+            continue                                   # a hard link shares the target's inode
+        elif m.isfifo():
+            _remove_existing(path, keep_dir=False)
+            os.mkfifo(path, 0o600)
+        elif m.ischr() or m.isblk():
+            raise _refuse(layer, m.name, f"device node {m.devmajor}:{m.devminor} "
+                          "(the runtime gives containers their /dev; images must not carry devices)")
+        else:
+            raise _refuse(layer, m.name, f"unsupported tar entry type {m.type!r}")
+        _apply_meta(path, m)
+    for path, m in reversed(dirs):
+        _apply_meta(path, m)
+    return total
+
+
+def _apply_meta(path: str, m: tarfile.TarInfo) -> None:
+    os.lchown(path, m.uid, m.gid)
+    if not m.issym():
+        os.chmod(path, m.mode & 0o7777)             # after chown: chown clears setuid bits
+    os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
+
+
+# --- reading archives ---------------------------------------------------------------------------
+
+class _Archive:
+    """A docker-save or OCI-layout archive, as a tarball (possibly gzip) or a directory."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ImageError(f"import {self.path}: no such file or directory")
+        self.tar = None
+        if self.path.is_file():
+            try:
+                self.tar = tarfile.open(self.path, "r:*")
+                self.members = {_norm(m.name): m for m in self.tar.getmembers()}
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise ImageError(f"import {self.path}: not a tar archive ({exc})",
+                                 hint="expected `docker save` output or an OCI image layout") from exc
+
+    def has(self, name: str) -> bool:
+        if self.tar is not None:
+            return name in self.members
+        return (self.path / name).is_file()
+
+    def size(self, name: str) -> int:
+        return self.members[name].size if self.tar is not None else (self.path / name).stat().st_size
+
+    def open(self, name: str):
+        name = _norm(name)
+        if ".." in name.split("/") or name.startswith("/"):
+            raise ImageError(f"import {self.path}: manifest names {name!r} outside the archive")
+        try:
+            if self.tar is not None:
+                m = self.members[name]
+                while m.issym() or m.islnk():        # skopeo/docker may link identical blobs
+                    m = self.members[_norm(posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+                                           if m.issym() else m.linkname)]
+                return self.tar.extractfile(m)
+            p = (self.path / name).resolve()
+            if not p.is_relative_to(self.path.resolve()):
+                raise ImageError(f"import {self.path}: {name!r} points outside the archive")
+            return open(p, "rb")
+        except KeyError:
+            raise ImageError(f"import {self.path}: {name!r} is missing from the archive") from None
+
+    def json(self, name: str):
+        with self.open(name) as f:
+            try:
+                return json.load(f)
+            except ValueError as exc:
+                raise ImageError(f"import {self.path}: {name} is not valid JSON ({exc})") from exc
+
+    def close(self):
+        if self.tar is not None:
+            self.tar.close()
+
+
+def _norm(name: str) -> str:
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
+def _blob(digest: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    return f"blobs/{algo}/{hexd}"
+
+
+def _oci_manifest(arc: _Archive, tag: str | None) -> tuple[dict, str | None]:
+    index = arc.json("index.json")
+    manifests = index.get("manifests") or []
+    while True:
+        if not manifests:
+            raise ImageError(f"import {arc.path}: index.json lists no manifest")
+        chosen = manifests[0]
+        if tag:
+            named = [m for m in manifests if (m.get("annotations") or {}).get(
+                "org.opencontainers.image.ref.name") == tag]
+            chosen = named[0] if named else chosen
+        else:
+            amd = [m for m in manifests if (m.get("platform") or {}).get("architecture") in (None, "amd64")]
+            chosen = amd[0] if amd else chosen
+        ref = (chosen.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        doc = arc.json(_blob(chosen["digest"]))
+        if "manifests" in doc:                     # an image index (multi-platform): descend
+            manifests, tag = doc["manifests"], None
+            continue
+        return doc, ref
+
+
+def read_archive(arc: _Archive, tag: str | None = None) -> tuple[list[str], dict, list[str | None], str | None]:
+    """(layer blob names bottom first, image config JSON, expected diff_ids, the archive's own tag)."""
+    if arc.has("manifest.json"):
+        mans = arc.json("manifest.json")
+        man = mans[0]
+        if tag:
+            man = next((m for m in mans if any(t == tag or t.endswith(":" + tag)
+                                               for t in m.get("RepoTags") or [])), man)
+        cfg = arc.json(man["Config"])
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [None] * len(man["Layers"])
+        own = (man.get("RepoTags") or [None])[0]
+        return list(man["Layers"]), cfg, list(diff_ids), own
+    if arc.has("index.json") or arc.has("oci-layout"):
+        man, own = _oci_manifest(arc, tag)
+        cfg = arc.json(_blob(man["config"]["digest"]))
+        for layer in man.get("layers", []):
+            mt = layer.get("mediaType", "")
+            if "zstd" in mt:
+                raise ImageError(f"import {arc.path}: layer {layer['digest'][:19]} is zstd-compressed",
+                                 hint="convert it: skopeo copy --dest-compress-format gzip …")
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [None] * len(man["layers"])
+        return [_blob(layer["digest"]) for layer in man["layers"]], cfg, list(diff_ids), own
+    raise ImageError(f"import {arc.path}: neither manifest.json (docker save) nor index.json (OCI layout)",
+                     hint="make one with `docker save`, `skopeo copy … docker-archive:` or `umoci`")
+
+
+def _decompressed(f) -> tuple[object, bool]:
+    head = f.peek(2)[:2] if hasattr(f, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f, mode="rb"), True
+    if head == b"\x28\xb5":
+        raise ImageError("zstd-compressed layers are not supported", hint="re-export with gzip")
+    return f, False
+
+
+def import_layer(store: ImageStore, fileobj, *, label: str, expected: str | None = None,
+                 on_read: Callable[[int], None] | None = None, max_bytes: int = MAX_LAYER_BYTES,
+                 max_entries: int = MAX_LAYER_ENTRIES) -> str:
+    """Unpack one (maybe gzip) layer tar into the store; returns its id (sha256 of the tar)."""
+    import io as _io
+    raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 16)
+    data, _ = _decompressed(raw)
+    hashed = _Reader(data)
+    tmp = store.tmpdir("import-")
+    try:
+        diff = tmp / "diff"
+        diff.mkdir(mode=0o755)
+        try:
+            with tarfile.open(fileobj=hashed, mode="r|") as tar:
+                extract_layer(tar, diff, layer=label, max_bytes=max_bytes, max_entries=max_entries)
+        except tarfile.TarError as exc:
+            raise ImageError(f"layer {label}: not a valid tar stream ({exc})") from exc
+        except OSError as exc:
+            raise from_oserror(exc, f"unpack layer {label}") from exc
+        digest = hashed.drain()
+        if expected and expected.partition(":")[2] != digest:
+            raise ImageError(f"layer {label}: content sha256:{digest[:12]} does not match the config's "
+                             f"diff_id {expected[:19]}", hint="the archive is corrupt")
+        lid = store.add_layer_dir(diff, digest=digest, source=f"import {label}")
+    finally:
+        _rmtree(tmp)
+    return lid
+
+
+def import_archive(path: str | os.PathLike, name: str | None = None, *, store: ImageStore | None = None,
+                   progress: Progress | None = None, tag: str | None = None,
+                   max_bytes: int = MAX_LAYER_BYTES, max_entries: int = MAX_LAYER_ENTRIES) -> Image:
+    """Import a docker-save or OCI-layout archive as image ``name`` (default: the archive's own tag).
+
+    ``progress(label, done_bytes, total_bytes)`` is called as each layer's (compressed) bytes are
+    read — :class:`TextProgress` prints a bar; the notebook passes an ipywidgets one.
+    """
+    store = store or ImageStore()
+    arc = _Archive(path)
+    try:
+        with store.lock():
+            return _import(store, arc, path, name, progress, tag, max_bytes, max_entries)
+    finally:
+        arc.close()
+
+
+def _import(store: ImageStore, arc: _Archive, path, name: str | None, progress: Progress | None,
+            tag: str | None, max_bytes: int, max_entries: int) -> Image:
+    layers, cfg, diff_ids, own = read_archive(arc, tag)
+    if not name and not own:
+        raise ImageError(f"import {path}: the archive names no image", hint="give a NAME")
+    name = name or own.removeprefix("docker.io/library/")
+    total = sum(arc.size(_norm(b)) if arc.tar is None or _norm(b) in arc.members else 0 for b in layers)
+    done_before = 0
+    ids = []
+    for i, blob in enumerate(layers):
+        short = blob.rsplit("/", 1)[-1][:12] if blob.startswith("blobs/") else blob
+        label = f"{i + 1}/{len(layers)} {short}"
+        cb = None
+        if progress:
+            def cb(n, _base=done_before, _label=label):
+                progress(_label, _base + n, total)
+        with arc.open(blob) as f:
+            ids.append(import_layer(store, f, label=label, expected=diff_ids[i] if i < len(diff_ids) else None,
+                                    on_read=cb, max_bytes=max_bytes, max_entries=max_entries))
+        done_before += arc.size(_norm(blob)) if arc.tar is None or _norm(blob) in arc.members else 0
+    if progress:
+        progress("done", total, total)
+    c = cfg.get("config") or cfg.get("Config") or {}
+    return store.add_image(ids, {"Env": c.get("Env"), "Cmd": c.get("Cmd"),
+                                 "Entrypoint": c.get("Entrypoint"), "WorkingDir": c.get("WorkingDir")},
+                           name=name)
+
+
+class TextProgress:
+    """A text progress bar for terminals: ``import  2/3 5f70bf18a086 [#####-----]  48%``."""
+
+    def __init__(self, stream=None, width: int = 30):
+        import sys
+        self.stream, self.width, self._last = stream or sys.stderr, width, -1
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 100
+        if pct == self._last and label != "done":
+            return
+        self._last = pct
+        fill = self.width * pct // 100
+        end = "\n" if label == "done" else ""
+        self.stream.write(f"\rimport {label:<18} [{'#' * fill}{'-' * (self.width - fill)}] {pct:3d}%{end}")
+        self.stream.flush()
+
+
+def iter_layer_names(path: str | os.PathLike) -> Iterator[str]:
+    """The names of the layer blobs of an archive, bottom first (for the notebook's tour)."""
+    arc = _Archive(path)
+    try:
+        yield from read_archive(arc)[0]
+    finally:
+        arc.close()

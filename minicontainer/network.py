@@ -1,0 +1,393 @@
+"""Container networking: modes, published ports, address leases. Introduced in notebook 05.
+
+Status: modes none/host/bridge, leases, veth + bridge (pyroute2), NAT (nft table of our own),
+published ports (DNAT, per-container nft table), ``/etc/hosts`` and ``gc`` work and are tested.
+``container:NAME`` raises ``NotImplementedError`` (the runtime must join the other's netns).
+
+Why leases are files under ``state_root()/network/leases`` with an ``fcntl`` lock: concurrent
+``run`` commands are separate processes, so an in-memory allocator cannot work; one file per
+address makes a lease visible to ``ls`` and to the leak check, and ``gc`` can drop leases whose
+container no longer exists. Rejected: asking the kernel which addresses are in use (a container
+between lease and ``ip addr add`` would be missed — a race).
+
+pyroute2 is imported lazily inside functions so that starting a container with ``--network none``
+does not pay for it (issue 7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import paths
+from .errors import ConfigError, ConflictError  # noqa: F401 (re-exported for callers)
+
+#: Default subnet: avoids Docker's 172.17.0.0/16 and the usual VM NAT ranges
+#: (10.0.2.0/24 VirtualBox/QEMU user, 192.168.121.0/24 vagrant-libvirt, 192.168.122.0/24 libvirt)
+#: and podman's 10.88.0.0/16.
+DEFAULT_SUBNET = os.environ.get("MINICONTAINER_SUBNET", "10.209.0.0/24")
+DEFAULT_BRIDGE = os.environ.get("MINICONTAINER_BRIDGE", "mc0")
+
+_PUBLISH_RE = re.compile(
+    r"^(?:(?P<hostip>\d{1,3}(?:\.\d{1,3}){3}):)?(?P<hostport>\d+):(?P<ctrport>\d+)(?:/(?P<proto>[a-z]+))?$")
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = "0.0.0.0"
+
+    def __str__(self) -> str:
+        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+def _port(text: str, what: str, spec: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"invalid port mapping {spec!r}: {what} {value} out of range",
+                          hint="ports are 1-65535")
+    return value
+
+
+def parse_publish(spec: str) -> PortMapping:
+    """Parse docker's ``-p [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp]``."""
+    m = _PUBLISH_RE.match(spec.strip())
+    if not m:
+        raise ConfigError(f"invalid port mapping {spec!r}",
+                          hint="expected [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp], e.g. 8080:80")
+    proto = m["proto"] or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ConfigError(f"invalid port mapping {spec!r}: unknown protocol {proto!r}",
+                          hint="use /tcp or /udp")
+    host_ip = m["hostip"] or "0.0.0.0"
+    try:
+        ipaddress.IPv4Address(host_ip)
+    except ValueError:
+        raise ConfigError(f"invalid port mapping {spec!r}: bad host address {host_ip!r}") from None
+    return PortMapping(_port(m["hostport"], "host port", spec),
+                       _port(m["ctrport"], "container port", spec), proto, host_ip)
+
+
+@dataclass(frozen=True)
+class Mode:
+    kind: str                    # "bridge" | "host" | "none" | "container"
+    container: str | None = None  # for container:NAME
+
+
+def parse_mode(spec: str) -> Mode:
+    """Parse ``--network``: ``bridge`` (default), ``host``, ``none`` or ``container:NAME``."""
+    spec = (spec or "bridge").strip()
+    if spec in ("bridge", "host", "none"):
+        return Mode(spec)
+    if spec.startswith("container:") and spec[len("container:"):]:
+        return Mode("container", spec[len("container:"):])
+    raise ConfigError(f"unknown network mode {spec!r}",
+                      hint="use bridge, host, none or container:NAME")
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+def lease_dir() -> Path:
+    return paths.state_root() / "network" / "leases"
+
+
+@contextlib.contextmanager
+def _locked():
+    d = paths.state_root() / "network"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "leases.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def allocate(cid: str, subnet: str = DEFAULT_SUBNET, name: str = "") -> tuple[str, str, int]:
+    """Lease a free address for ``cid``; returns (ip, gateway, prefixlen). The gateway is .1."""
+    net = ipaddress.IPv4Network(subnet)
+    hosts = list(net.hosts())
+    gateway = hosts[0]
+    with _locked():
+        d = lease_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        taken = {p.name for p in d.iterdir()}
+        for ip in hosts[1:]:
+            if str(ip) not in taken:
+                (d / str(ip)).write_text(f"{cid} {name}" if name else cid)
+                return str(ip), str(gateway), net.prefixlen
+    raise ConflictError(f"subnet {subnet} is exhausted ({len(hosts) - 1} addresses leased)",
+                        hint="remove containers, run `minicontainer gc`, or set MINICONTAINER_SUBNET")
+
+
+def release(cid: str) -> list[str]:
+    """Drop every lease held by ``cid``. Idempotent; returns the released addresses."""
+    released = []
+    with _locked():
+        d = lease_dir()
+        if d.is_dir():
+            for p in d.iterdir():
+                if p.read_text().split(" ")[0] == cid:
+                    p.unlink()
+                    released.append(p.name)
+    return released
+
+
+def leases() -> dict[str, str]:
+    d = lease_dir()
+    return {p.name: p.read_text().split(" ")[0] for p in d.iterdir()} if d.is_dir() else {}
+
+
+def leases_named() -> dict[str, str]:
+    """ip -> container name, for /etc/hosts of containers on the bridge."""
+    d = lease_dir()
+    out = {}
+    for p in (d.iterdir() if d.is_dir() else ()):
+        parts = p.read_text().split(" ", 1)
+        if len(parts) == 2:
+            out[p.name] = parts[1]
+    return out
+
+
+# --- the record ----------------------------------------------------------------------------
+
+@dataclass
+class Attachment:
+    cid: str
+    name: str
+    mode: str = "bridge"
+    ip: str | None = None
+    gateway: str | None = None
+    prefixlen: int | None = None
+    host_veth: str | None = None
+    peer_veth: str | None = None
+    ports: list = field(default_factory=list)
+    hostname: str | None = None
+    peers: dict = field(default_factory=dict)   # name -> ip of other containers on the bridge
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ports"] = [asdict(p) if isinstance(p, PortMapping) else p for p in self.ports]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attachment":
+        d = dict(d)
+        d["ports"] = [PortMapping(**p) for p in d.get("ports", [])]
+        return cls(**d)
+
+    def hosts_file(self) -> str:
+        host = self.hostname or self.name
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        if self.ip:
+            lines.append(f"{self.ip}\t{host}" + (f" {self.name}" if self.name != host else ""))
+        else:
+            lines.append(f"127.0.1.1\t{host}")
+        lines += [f"{ip}\t{n}" for n, ip in sorted(self.peers.items()) if n != self.name]
+        return "\n".join(lines) + "\n"
+
+    def resolv_conf(self) -> str:
+        # No DNS server of ours: names of peers come from /etc/hosts; traffic never leaves the host.
+        return "# generated by minicontainer\noptions ndots:0\n"
+
+
+def attach(cid: str, pid: int, *, name: str, ports=(), hostname=None, mode: str = "bridge"):
+    m = parse_mode(mode)
+    if m.kind in ("none", "host"):
+        return Attachment(cid, name, m.kind, hostname=hostname)
+    if m.kind == "bridge":
+        return attach_bridge(cid, pid, name=name, hostname=hostname, ports=ports)
+    raise NotImplementedError("container:NAME mode is not written yet (issue 7)")
+
+
+def detach(cid: str) -> None:
+    detach_bridge(cid)
+
+
+def gc(bridge: str = DEFAULT_BRIDGE) -> list[str]:
+    """Remove leftovers of crashed runs: leases and port claims whose veth is gone, our veths
+    without a lease, nft tables of ours for a bridge with no container, an empty bridge."""
+    import json
+    import subprocess
+    from pyroute2 import IPRoute
+
+    removed = []
+    with IPRoute() as ipr:
+        names = {l.get_attr("IFLA_IFNAME") for l in ipr.get_links()}
+        for ip_, cid in leases().items():
+            if _veth_names(cid)[0] not in names:
+                release(cid)
+                _unpublish(cid, bridge)
+                removed.append(f"lease {ip_} ({cid})")
+        live = {_veth_names(c)[0] for c in leases().values()}
+        for n in sorted(names):
+            if n.startswith("mcv") and n not in live:
+                ipr.link("del", index=ipr.link_lookup(ifname=n)[0])
+                removed.append(f"veth {n}")
+        br = ipr.link_lookup(ifname=bridge)
+        if br and not leases() and not [l for l in ipr.get_links() if l.get("master") == br[0]]:
+            ipr.link("del", index=br[0])
+            removed.append(f"bridge {bridge}")
+    if not leases():
+        out = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True).stdout
+        for item in json.loads(out or "{}").get("nftables", []):
+            t = item.get("table", {}).get("name", "")
+            if t == _nft_table(bridge) or t.startswith(_nft_table(bridge) + "_"):
+                subprocess.run(["nft", "delete", "table", "ip", t], capture_output=True)
+                removed.append(f"nft table {t}")
+        _nat_down(bridge)
+    return removed
+
+
+# --- kernel part (bridge mode, no NAT/DNAT yet) ---------------------------------------------
+
+def _veth_names(cid: str) -> tuple[str, str]:
+    return f"mcv{cid[:10]}", f"mcp{cid[:10]}"   # IFNAMSIZ is 16 incl. NUL
+
+
+def _nft_table(bridge: str) -> str:
+    return f"minicontainer_{bridge}"
+
+
+def _nat_up(bridge: str, subnet: str) -> None:
+    """Masquerade the bridge's subnet when it leaves by another interface, in an nft table of our
+    own (``ip minicontainer_<bridge>``): deleting that table removes exactly our rules and nothing
+    else. Rejected: iptables rules in the built-in POSTROUTING chain (removal must match rule text).
+    IP forwarding is switched on; its previous value is recorded and restored by ``_nat_down``."""
+    import subprocess
+    t = _nft_table(bridge)
+    subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
+        f"table ip {t} {{}}\ndelete table ip {t}\n"
+        f"table ip {t} {{\n chain postrouting {{ type nat hook postrouting priority srcnat; "
+        f"ip saddr {subnet} oifname != \"{bridge}\" masquerade comment \"minicontainer\"; }}\n}}\n"))
+    prev = paths.state_root() / "network" / f"ip_forward.{bridge}"
+    fwd = Path("/proc/sys/net/ipv4/ip_forward")
+    if not prev.exists():
+        prev.write_text(fwd.read_text())
+    fwd.write_text("1")
+
+
+def _nat_down(bridge: str) -> None:
+    import subprocess
+    subprocess.run(["nft", "delete", "table", "ip", _nft_table(bridge)], capture_output=True)
+    prev = paths.state_root() / "network" / f"ip_forward.{bridge}"
+    if prev.exists():
+        Path("/proc/sys/net/ipv4/ip_forward").write_text(prev.read_text().strip())
+        prev.unlink()
+
+
+def _publish(cid: str, bridge: str, ip: str, ports) -> None:
+    """DNAT published ports in the kernel (no userspace proxy), in an nft table per container,
+    so removing the container's table removes exactly its rules. PREROUTING catches traffic from
+    other namespaces; OUTPUT catches the host's own connections. For 127.0.0.1 two more things are
+    needed: ``route_localnet=1`` on the bridge (else the kernel drops a packet with a loopback
+    source routed out of a non-loopback device as a martian), and a MASQUERADE of 127.0.0.0/8 out
+    of the bridge (else the container would answer to 127.0.0.1, i.e. to its own ``lo``)."""
+    import subprocess
+    if not ports:
+        return
+    d = paths.state_root() / "network" / "ports"
+    with _locked():
+        d.mkdir(parents=True, exist_ok=True)
+        for p in ports:
+            f = d / f"{p.protocol}-{p.host_port}"
+            if f.exists() and f.read_text() != cid:
+                raise ConflictError(f"port {p.host_port}/{p.protocol} is already published "
+                                    f"by container {f.read_text()}", hint="choose another host port")
+        for p in ports:
+            (d / f"{p.protocol}-{p.host_port}").write_text(cid)
+    rules = []
+    for p in ports:
+        match = "" if p.host_ip == "0.0.0.0" else f"ip daddr {p.host_ip} "
+        rules.append(f"{match}{p.protocol} dport {p.host_port} dnat to {ip}:{p.container_port}")
+    body = "; ".join(rules)
+    t = f"{_nft_table(bridge)}_{cid[:12]}"
+    Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1")
+    subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
+        f"table ip {t} {{\n"
+        f" chain pre {{ type nat hook prerouting priority dstnat; fib daddr type local {body.replace('; ', '; fib daddr type local ')}; }}\n"
+        f" chain out {{ type nat hook output priority -100; fib daddr type local {body.replace('; ', '; fib daddr type local ')}; }}\n"
+        f" chain post {{ type nat hook postrouting priority srcnat; ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade; }}\n}}\n"))
+
+
+def _unpublish(cid: str, bridge: str) -> None:
+    import subprocess
+    subprocess.run(["nft", "delete", "table", "ip", f"{_nft_table(bridge)}_{cid[:12]}"], capture_output=True)
+    d = paths.state_root() / "network" / "ports"
+    with _locked():
+        for f in (d.iterdir() if d.is_dir() else ()):
+            if f.read_text() == cid:
+                f.unlink()
+
+
+def _bridge_up(ipr, bridge: str, gateway: str, prefixlen: int) -> int:
+    idx = ipr.link_lookup(ifname=bridge)
+    if idx:
+        return idx[0]
+    _nat_up(bridge, str(ipaddress.IPv4Network(f"{gateway}/{prefixlen}", strict=False)))
+    ipr.link("add", ifname=bridge, kind="bridge")
+    idx = ipr.link_lookup(ifname=bridge)[0]
+    ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+    ipr.link("set", index=idx, state="up")
+    return idx
+
+
+def attach_bridge(cid: str, pid: int, *, name: str, hostname=None, ports=(),
+                  subnet: str = DEFAULT_SUBNET, bridge: str = DEFAULT_BRIDGE) -> Attachment:
+    """Plug the network namespace of ``pid`` into ``bridge`` with a veth pair (notebook 05).
+
+    The in-container side is configured with pyroute2's NetNS on ``/proc/<pid>/ns/net``.
+    On any failure everything created so far is undone (veth, lease, empty bridge).
+    """
+    from pyroute2 import IPRoute, NetNS
+
+    ip, gw, plen = allocate(cid, subnet, name)
+    host_if, peer_if = _veth_names(cid)
+    try:
+        with IPRoute() as ipr:
+            br = _bridge_up(ipr, bridge, gw, plen)
+            ipr.link("add", ifname=host_if, kind="veth", peer=peer_if)
+            hidx = ipr.link_lookup(ifname=host_if)[0]
+            pidx = ipr.link_lookup(ifname=peer_if)[0]
+            ipr.link("set", index=hidx, master=br, state="up")
+            ipr.link("set", index=pidx, net_ns_pid=pid)
+        with NetNS(f"/proc/{pid}/ns/net") as ns:
+            lo = ns.link_lookup(ifname="lo")[0]
+            ns.link("set", index=lo, state="up")
+            idx = ns.link_lookup(ifname=peer_if)[0]
+            ns.link("set", index=idx, ifname="eth0")
+            ns.addr("add", index=idx, address=ip, prefixlen=plen)
+            ns.link("set", index=idx, state="up")
+            ns.route("add", dst="0.0.0.0/0", gateway=gw)
+        ports = [parse_publish(p) if isinstance(p, str) else p for p in ports]
+        _publish(cid, bridge, ip, ports)
+    except BaseException:
+        detach_bridge(cid, bridge=bridge)
+        raise
+    peers = {n: a for a, n in leases_named().items()}
+    return Attachment(cid, name, "bridge", ip, gw, plen, host_if, "eth0", list(ports), hostname, peers)
+
+
+def detach_bridge(cid: str, *, bridge: str = DEFAULT_BRIDGE) -> None:
+    """Remove the host end of the veth (the kernel drops its peer), the lease, and the bridge
+    when no port is left on it. Idempotent."""
+    from pyroute2 import IPRoute
+
+    host_if, _ = _veth_names(cid)
+    _unpublish(cid, bridge)
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=host_if)
+        if idx:
+            ipr.link("del", index=idx[0])
+        release(cid)
+        br = ipr.link_lookup(ifname=bridge)
+        if br and not [l for l in ipr.get_links() if l.get("master") == br[0]] and not leases():
+            ipr.link("del", index=br[0])
+            _nat_down(bridge)

@@ -1,0 +1,26 @@
+"""Where minicontainer keeps things on the host. Introduced in notebook 00.
+
+- the *state root* (``/run/minicontainer``): container records and locks; on tmpfs, so a reboot
+  forgets containers that cannot be running any more (as runc's ``/run/runc``);
+- the *data root* (``/var/lib/minicontainer``): images, layers and containers' writable layers,
+  which survive a reboot (as ``/var/lib/docker``);
+- the *cgroup parent* (``minicontainer``): every cgroup we create lives below it, in every
+  hierarchy, so that we never touch a group we did not make.
+
+Each can be moved with an environment variable (tests use private roots).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CGROUP_PARENT = os.environ.get("MINICONTAINER_CGROUP_PARENT", "minicontainer")
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("MINICONTAINER_STATE_ROOT", "/run/minicontainer"))
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("MINICONTAINER_DATA_ROOT", "/var/lib/minicontainer"))

@@ -1,0 +1,242 @@
+"""The container's root file system: mounts, devices, masked paths, volumes, pivot_root.
+
+Introduced in notebook 03 (chroot, its breakout, pivot_root). ``setup_root`` runs INSIDE the container's
+child process, after ``unshare(CLONE_NEWNS|…)`` and, when ``mount_proc``, as PID 1 of a new PID
+namespace. The order follows runc's libcontainer/rootfs_linux.go: prepare everything under the new root
+while the host is still reachable (to bind host device nodes and volume sources), then pivot_root and
+detach the old root, then mask and make read-only what must not be touched.
+
+Why pivot_root and not chroot: chroot only changes the process's root *directory*; a process keeping a
+directory fd (or cwd) outside it, or with CAP_SYS_CHROOT, can walk back out (notebook 03 shows it).
+pivot_root changes the root *mount* of the namespace, and once the old root is detached there is
+nothing left to walk back to.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import syscalls as sc
+from .errors import ConfigError, MountError, NotFoundError, RootfsError, from_oserror
+
+#: runc's default masked paths (config.Linux.MaskedPaths of `runc spec` / Docker).
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap")
+#: runc's default read-only paths.
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+#: device nodes every container gets (runc's AllowedDevices minus the console).
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A bind mount ``source`` (host path) -> ``target`` (path inside the container)."""
+    source: str
+    target: str
+    readonly: bool = False
+
+
+def parse_volume(spec: str) -> Volume:
+    """Parse docker's ``SRC:DST[:ro|rw]``. SRC must exist on the host and be absolute; DST absolute."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ConfigError(f"bad volume {spec!r}", hint="use SRC:DST or SRC:DST:ro")
+    src, dst = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ConfigError(f"bad volume mode {mode!r} in {spec!r}", hint="the mode is ro or rw")
+    if not os.path.isabs(src) or not os.path.isabs(dst):
+        raise ConfigError(f"bad volume {spec!r}", hint="both paths must be absolute")
+    if os.path.normpath(dst) == "/":
+        raise ConfigError(f"bad volume {spec!r}", hint="cannot mount a volume over /")
+    if not os.path.exists(src):
+        raise NotFoundError(f"volume source {src} does not exist", hint="create it on the host first")
+    return Volume(os.path.realpath(src), os.path.normpath(dst), mode == "ro")
+
+
+# --- symlink-safe path resolution ---------------------------------------------------------------
+
+def open_in_root(root: str, path: str, *, create: str | None = None) -> int:
+    """Open ``path`` inside ``root`` as an O_PATH fd, refusing every symlink on the way.
+
+    Walks component by component with O_PATH|O_NOFOLLOW (what openat2's RESOLVE_NO_SYMLINKS does in
+    one call, kept portable here): a symlink in the image such as ``/data -> /etc`` must not redirect a
+    volume mount onto the host (CVE-2021-30465-style), and a symlink planted at a masked path must not
+    make us bind /dev/null over a host file (the 2025 runc advisory, CVE-2025-31133). ``..`` is refused.
+    ``create`` ("dir" or "file") creates a missing last component (and missing parent directories).
+    The caller mounts onto ``/proc/self/fd/N`` so the kernel uses exactly the object we checked.
+    """
+    parts = [p for p in path.split("/") if p and p != "."]
+    if ".." in parts:
+        raise RootfsError(f"{path}: '..' not allowed in a container path")
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if create is None:
+                    raise
+                # mkdirat/openat(O_CREAT) accept our O_PATH directory fd as dirfd.
+                if last and create == "file":
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644,
+                                     dir_fd=fd))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=fd)
+            if stat.S_ISLNK(os.fstat(nfd).st_mode):
+                os.close(nfd)
+                raise RootfsError(f"refusing {os.path.join(root, *parts[:i + 1])}: it is a symlink",
+                                  hint="a symlink in the root file system must not redirect a mount")
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _mount_on(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
+    """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd."""
+    try:
+        fd = open_in_root(root, target, create=create)
+    except OSError as exc:
+        raise from_oserror(exc, "resolve", os.path.join(root, target.lstrip("/")), cls=MountError) from exc
+    try:
+        sc.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+    finally:
+        os.close(fd)
+
+
+def _remount_ro(path: str, extra: int = 0) -> None:
+    sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | extra)
+
+
+# --- the steps ----------------------------------------------------------------------------------
+
+def _mount_dev(root: str) -> None:
+    """/dev as a small tmpfs holding only harmless devices: no disks, no /dev/mem, no host pts.
+
+    Host device nodes are bind-mounted (rather than mknod) so the same code works in a user namespace,
+    where mknod is forbidden — runc does the same when it cannot mknod.
+    """
+    nosuid_exec = sc.MS_NOSUID | sc.MS_STRICTATIME
+    _mount_on("tmpfs", root, "/dev", "tmpfs", nosuid_exec, "mode=755,size=65536k")
+    dev = os.path.join(root, "dev")
+    for name in DEVICES:
+        open(os.path.join(dev, name), "w").close()
+        sc.mount(f"/dev/{name}", os.path.join(dev, name), None, sc.MS_BIND)
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    sc.mount("devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.mkdir(os.path.join(dev, "shm"), 0o1777)
+    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+             "mode=1777,size=65536k")
+    for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(to, os.path.join(dev, link))
+
+
+def _mask(path: str, root: str = "/") -> None:
+    """Hide ``path`` (inside ``root``; "/" once pivoted): /dev/null over a file, empty ro tmpfs over a dir."""
+    try:
+        fd = open_in_root(root, path)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            sc.mount("tmpfs", f"/proc/self/fd/{fd}", "tmpfs", sc.MS_RDONLY, "size=0")
+        else:
+            sc.mount("/dev/null", f"/proc/self/fd/{fd}", None, sc.MS_BIND)
+    finally:
+        os.close(fd)
+
+
+def _readonly(path: str) -> None:
+    try:
+        fd = open_in_root("/", path)
+    except FileNotFoundError:
+        return
+    try:
+        p = f"/proc/self/fd/{fd}"
+        sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
+    finally:
+        os.close(fd)
+    _remount_ro(path, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+
+
+def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
+               etc_files: dict[str, str] | None = None, mount_proc: bool = True) -> None:
+    """Turn ``root`` into this process's / with the mounts a container needs (notebook 03).
+
+    Propagation: ``/`` is made MS_REC|MS_SLAVE, as runc does by default (rootfsPropagation "rslave"),
+    not rprivate: slave still *receives* host mount events (a USB stick mounted later shows up under a
+    volume) but never sends ours back, so nothing we mount leaks to the host. pivot_root only requires
+    that neither the old root nor new_root's parent be *shared*; slave satisfies that. Then new_root
+    itself is made private so the pivot cannot EINVAL on it.
+    """
+    root = os.path.realpath(root)
+    volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+    if not os.path.ismount(root):
+        # pivot_root's EINVAL "new_root is not a mount point": bind it onto itself.
+        sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
+    sc.mount(None, root, None, sc.MS_REC | sc.MS_PRIVATE)
+
+    if mount_proc:
+        _mount_on("proc", root, "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    _mount_on("sysfs", root, "/sys", "sysfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
+    _mount_dev(root)
+    _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+
+    for v in volumes:
+        kind = "dir" if os.path.isdir(v.source) else "file"
+        _mount_on(v.source, root, v.target, None, sc.MS_BIND | sc.MS_REC, create=kind)
+        if v.readonly:
+            fd = open_in_root(root, v.target)
+            try:
+                _remount_ro(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+
+    files = dict(etc_files or {})
+    if hostname is not None and "/etc/hostname" not in files:
+        files["/etc/hostname"] = hostname + "\n"
+    if files:
+        # A tmpfs holding the generated files, each bind-mounted over its target (as Docker does with
+        # /var/lib/docker/containers/<id>/hostname): the image's file stays untouched.
+        stash = os.path.join(root, "dev", ".mc-etc")
+        os.mkdir(stash, 0o755)
+        for i, (dst, content) in enumerate(sorted(files.items())):
+            src = os.path.join(stash, str(i))
+            with open(src, "w") as f:
+                f.write(content)
+            _mount_on(src, root, dst, None, sc.MS_BIND, create="file")
+
+    if not mount_proc:
+        # Without a /proc of our own there is no /proc/self/fd after the pivot to mount through:
+        # mask what lives under /sys now, through the host's /proc.
+        for p in MASKED_PATHS:
+            if p.startswith("/sys"):
+                _mask(p, root)
+
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    # The old root is now stacked on top of "/": detach it (lazy, it may still be busy).
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+    if mount_proc:
+        for p in MASKED_PATHS:
+            _mask(p)
+        for p in READONLY_PATHS:
+            _readonly(p)
+    if readonly:
+        _remount_ro("/", sc.MS_NOSUID)

@@ -1,0 +1,79 @@
+"""What a container is made of (notebook 06): the docker run flags as one validated record.
+
+Validation happens here, before anything exists on the host, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ContainerConfig:
+    image: str
+    command: list[str] = field(default_factory=list)
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: str | None = None
+    network: str = "bridge"
+    ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    read_only: bool = False
+    init: bool = False
+    tty: bool = False
+    rm: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ContainerConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def validate(self) -> "ContainerConfig":
+        """Raise ConfigError/NotFoundError on bad input. Network and volume parsers come from their
+        modules (lazily: ``network`` is only imported when ports or a non-trivial mode are used)."""
+        for e in self.env:
+            if "=" not in e or e.startswith("="):
+                raise ConfigError(f"invalid environment variable {e!r}", hint="use -e KEY=VALUE")
+        if self.user is not None:
+            parts = self.user.split(":")
+            if len(parts) > 2 or not all(p.isdigit() for p in parts):
+                raise ConfigError(f"invalid user {self.user!r}", hint="use -u UID[:GID] (numbers)")
+        if self.name is not None:
+            import re
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.name):
+                raise ConfigError(f"invalid container name {self.name!r}",
+                                  hint="letters, digits, '_', '.', '-'; at most 63 characters")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise ConfigError(f"invalid working directory {self.workdir!r}", hint="use an absolute path")
+        self.limits()
+        from ..rootfs import parse_volume
+        for v in self.volumes:
+            parse_volume(v)
+        if self.network not in ("none", "host") or self.ports:
+            from .. import network
+            network.parse_mode(self.network)
+            for p in self.ports:
+                network.parse_publish(p)
+            if self.ports and self.network != "bridge":
+                raise ConfigError("-p needs --network bridge")
+        return self
+
+    def limits(self):
+        if not (self.memory or self.cpus or self.pids_limit):
+            return None
+        from ..cgroups import Limits
+        try:
+            return Limits(memory=self.memory, cpus=self.cpus, pids=self.pids_limit)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid limit: {exc}") from None

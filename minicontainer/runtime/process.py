@@ -1,0 +1,675 @@
+"""The start path and the lifecycle verbs (notebook 06).
+
+``run`` = create + start + wait + cleanup. The path (see /work/shared/design-notes.md):
+
+1. validate the config (nothing exists yet), resolve the image, take a name under the state lock;
+2. create the writable layer and the cgroup (limits applied *before* any user code runs);
+3. fork. The child unshares mnt/uts/ipc/net/pid and blocks on a pipe. A PID namespace only applies to
+   the *next* child, so it forks once more: the grandchild is PID 1 of the container;
+4. the parent adds the child to the cgroup, plugs in the network (veth moved by pid), then releases it
+   with the generated /etc files;
+5. the grandchild mounts the overlay inside its own mount namespace (it vanishes with the container:
+   nothing on the host to leak), calls ``rootfs.setup_root``, sets the hostname, ids, workdir, and execs.
+   Any failure is written as one line (``CODE message``) to an O_CLOEXEC error pipe: the user sees
+   the real cause, and a failed exec gives docker's 127 (ENOENT) or 126 (EACCES/ENOEXEC);
+6. the parent waits, maps the status (128+N for signal N), removes the cgroup, network and, with
+   ``--rm``, the record and layer.
+
+Fault injection for tests: ``MINICONTAINER_TEST_DIE_AT=<step>`` SIGKILLs the runtime at that step;
+``minicontainer gc`` must then leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from .. import paths
+from ..errors import ConflictError, ContainerError, ExecError, MiniContainerError, NotFoundError
+from . import state
+from .config import ContainerConfig
+
+STEPS = ("validated", "record", "layer", "cgroup", "forked", "network", "released")
+
+
+def _die_at(step: str) -> None:
+    if os.environ.get("MINICONTAINER_TEST_DIE_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _cgroup_name(cid: str) -> str:
+    return f"mc-{cid[:16]}"
+
+
+def _store():
+    from ..images import ImageStore
+    return ImageStore()
+
+
+def _image(store, ref: str):
+    if ref == "busybox":
+        return store.ensure_busybox()
+    return store.get(ref)
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+# --- create -------------------------------------------------------------------------------------
+def create(cfg: ContainerConfig) -> dict:
+    """Validate, resolve the image, write the record (state "created"), make the writable layer."""
+    cfg.validate()
+    store = _store()
+    img = _image(store, cfg.image)
+    icfg = img.config or {}
+    argv = list(icfg.get("Entrypoint") or []) + (list(cfg.command) or list(icfg.get("Cmd") or []))
+    if not argv:
+        raise ContainerError("no command given and the image has none",
+                             hint="add a command: minicontainer run IMAGE CMD…", )
+    _die_at("validated")
+    cid = secrets.token_hex(32)
+    with state.locked():
+        names = {r.get("name") for r in state.all_records()}
+        name = cfg.name
+        if name in names:
+            raise ConflictError(f"container name {name!r} is already in use",
+                                hint=f"remove it (minicontainer rm {name}) or choose another --name")
+        if name is None:
+            i = 0
+            while f"mc_{cid[:8]}{i or ''}" in names:
+                i += 1
+            name = f"mc_{cid[:8]}{i or ''}"
+        rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
+               "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
+               "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
+               "created": time.time(), "pid": None, "owner": _me(), "exit_code": None, "cgroup": _cgroup_name(cid)}
+        state.write(rec)
+    _die_at("record")
+    try:
+        layer = store.create_container_layer(cid)
+        store.mark_in_use(img.id, cid)
+        rec["upperdir"], rec["workdir_ovl"] = str(layer.upperdir), str(layer.workdir)
+        state.write(rec)
+        _die_at("layer")
+    except BaseException:
+        _remove_all(rec)
+        raise
+    return rec
+
+
+def _me() -> list:
+    """The process managing a record now (pid + start time, against pid reuse): gc leaves it alone
+    while it lives, and cleans up after it once it died without finishing."""
+    return [os.getpid(), state.start_time_of(os.getpid())]
+
+
+def _env(icfg: dict, cfg: ContainerConfig) -> list[str]:
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    for e in list(icfg.get("Env") or []) + list(cfg.env):
+        k, _, v = e.partition("=")
+        env[k] = v
+    env.setdefault("HOSTNAME", cfg.hostname or "")
+    if cfg.tty:
+        env.setdefault("TERM", "xterm")
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+# --- start --------------------------------------------------------------------------------------
+def start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
+    """Start a created container and wait for it; returns docker's exit code. Cleans up cgroup and
+    network; the record ends "stopped" (removed with --rm), also when starting fails."""
+    try:
+        return _start(rec, stdio=stdio, on_started=on_started)
+    except (MiniContainerError, Exception):
+        cfg = ContainerConfig.from_dict(rec["config"])
+        _finish(rec, 125, cfg)
+        raise
+
+
+def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
+    from .. import syscalls as sc
+    cfg = ContainerConfig.from_dict(rec["config"])
+    if rec["status"] != "created":
+        raise ContainerError(f"container {rec['name']} is {rec['status']}, not created",
+                             hint="only a created container can be started; run a new one")
+    state.update(rec["id"], owner=_me())
+    with ExitStack() as stack:
+        from ..cgroups import Cgroup
+        cg = Cgroup.create(rec["cgroup"], cfg.limits())
+        stack.callback(_cleanup_cgroup, cg)
+        _die_at("cgroup")
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(sync_w)
+                os.close(err_r)
+                _child(rec, cfg, sync_r, err_w, stdio)
+            finally:
+                os._exit(125)
+        os.close(sync_r)
+        os.close(err_w)
+        stack.callback(_reap_child, pid)
+        _die_at("forked")
+        try:
+            cg.add(pid)
+            etc = {"/etc/hostname": (cfg.hostname or rec["id"][:12]) + "\n"}
+            net = None
+            if cfg.network == "bridge":
+                from .. import network
+                stack.callback(network.detach, rec["id"])
+                net = _attach(network, rec, cfg, pid)
+                etc["/etc/hosts"] = net.hosts_file()
+                etc["/etc/resolv.conf"] = net.resolv_conf()
+            _die_at("network")
+            os.write(sync_w, json.dumps({"etc": etc}).encode())
+        finally:
+            os.close(sync_w)
+        # First line: the container's PID 1 as seen from the host; then EOF on exec, or an error line.
+        data = b""
+        while True:
+            chunk = os.read(err_r, 4096)
+            if not chunk:
+                break
+            data += chunk
+        os.close(err_r)
+        lines = data.decode(errors="replace").splitlines()
+        init_pid = int(lines[0]) if lines and lines[0].isdigit() else None
+        err = next((ln for ln in lines[1:] if ln), None) if lines else None
+        if err is None and init_pid:
+            state.update(rec["id"], status="running", pid=init_pid, runtime_pid=pid,
+                         start_time=state.start_time_of(init_pid), started=time.time(),
+                         network=net.to_dict() if net else None)
+            _die_at("released")
+            if on_started:
+                on_started(rec)
+        _, status = os.waitpid(pid, 0)
+        stack.pop_all()
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        _cleanup_cgroup(cg)
+        if cfg.network == "bridge":
+            from .. import network
+            network.detach(rec["id"])
+        if err is not None or init_pid is None:
+            ecode, _, msg = (err or "125 container process died before it started").partition(" ")
+            raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
+        _finish(rec, code, cfg)
+        return code
+
+
+def _attach(network, rec, cfg, pid):
+    """network.attach, serialised host-wide: two first starts at once raced creating the bridge
+    (pyroute2 NetlinkError 17 "File exists"; reported to issue 7). Unexpected library errors become
+    one-line ContainerErrors."""
+    import fcntl
+    fd = os.open("/run/lock/minicontainer-net.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
+                              ports=[network.parse_publish(p) for p in cfg.ports])
+    except MiniContainerError:
+        raise
+    except Exception as exc:  # pyroute2's NetlinkError and friends
+        raise ContainerError(f"network attach {rec['name']}: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _finish(rec, code, cfg) -> None:
+    if cfg.rm:
+        _remove_all(rec)
+    else:
+        try:
+            state.update(rec["id"], status="stopped", exit_code=code, finished=time.time(), pid=None,
+                         owner=None)
+        except NotFoundError:
+            pass
+
+
+def _cleanup_cgroup(cg) -> None:
+    try:
+        cg.kill()
+    except MiniContainerError:
+        pass
+    cg.delete()
+
+
+def _reap_child(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _child(rec, cfg, sync_r, err_w, stdio) -> None:
+    """Runs in the forked child; never returns (the caller's finally does os._exit)."""
+    from .. import syscalls as sc
+    from ..namespaces import flags_for
+
+    def fail(code: int, msg: str):
+        os.write(err_w, f"\n{code} {msg}\n".encode())
+        os._exit(code)
+    fail.fd = err_w
+
+    try:
+        sc.set_pdeathsig(signal.SIGKILL)
+        names = ["mnt", "uts", "ipc", "pid"] + ([] if cfg.network == "host" else ["net"])
+        sc.unshare(flags_for(names))
+        data = b""
+        while True:
+            chunk = os.read(sync_r, 65536)
+            if not chunk:
+                break
+            data += chunk
+        if not data:
+            os._exit(125)  # the runtime died before releasing us
+        msg = json.loads(data)
+        for i, fd in enumerate(stdio):
+            if fd is not None:
+                os.dup2(fd, i)
+        gpid = os.fork()
+        if gpid:
+            os.write(err_w, f"{gpid}\n".encode())
+            os.close(err_w)
+            signal.signal(signal.SIGTERM, lambda s, f: os.kill(gpid, s))
+            signal.signal(signal.SIGINT, lambda s, f: os.kill(gpid, s))
+            while True:
+                try:
+                    _, status = os.waitpid(gpid, 0)
+                    break
+                except InterruptedError:
+                    continue
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+        sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or supervisor) died: so does the container
+        _container_init(rec, cfg, msg, fail)
+    except MiniContainerError as exc:
+        fail(getattr(exc, "exit_code", 125), str(exc))
+    except OSError as exc:
+        fail(125, f"container set-up: {exc}")
+
+
+def _container_init(rec, cfg, msg, fail) -> None:
+    """PID 1 of the container: overlay, root, hostname, ids, exec."""
+    from .. import syscalls as sc
+    from ..images.overlay import mount_overlay
+    from ..rootfs import setup_root
+    from .init import run_init  # now: after pivot_root the package's files are out of reach
+    merged = os.path.join(os.path.dirname(rec["upperdir"]), "merged")
+    os.makedirs(merged, exist_ok=True)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+    mount_overlay(merged, rec["lowerdirs"], rec["upperdir"], rec["workdir_ovl"])
+    setup_root(merged, volumes=cfg.volumes, readonly=cfg.read_only, hostname=None,
+               etc_files=msg["etc"])
+    sc.sethostname(cfg.hostname or rec["id"][:12])
+    try:
+        os.chdir(rec["workdir"])
+    except OSError as exc:
+        fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
+    if cfg.user:
+        uid, _, gid = cfg.user.partition(":")
+        os.setgroups([])
+        os.setgid(int(gid or uid))
+        os.setuid(int(uid))
+    env = dict(e.split("=", 1) for e in rec["env"])
+    argv = rec["argv"]
+
+    def exec_command():
+        try:
+            os.execvpe(argv[0], argv, env)
+        except FileNotFoundError:
+            fail(127, f"exec {argv[0]}: executable file not found in $PATH")
+        except OSError as exc:
+            fail(126, f"exec {argv[0]}: {exc.strerror}")
+
+    if cfg.init:
+        # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
+        run_init(exec_command, close=(fail.fd,))
+    exec_command()
+
+
+# --- the one-liners -------------------------------------------------------------------------------
+def run(image: str, command=(), *, capture: bool = True, **opts) -> Result:
+    """Run a container to completion and return its exit code and output (the notebooks' API).
+    ``opts`` are :class:`ContainerConfig` fields; ``rm`` defaults to True, ``network`` to "none"."""
+    import tempfile
+    opts.setdefault("rm", True)
+    opts.setdefault("network", "none")
+    cfg = ContainerConfig(image=image, command=list(command), **opts)
+    rec = create(cfg)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            code = start(rec, stdio=(os.open(os.devnull, os.O_RDONLY), out.fileno(), err.fileno())
+                         if capture else (None, None, None))
+        except BaseException:
+            if cfg.rm:
+                _remove_all(rec)
+            raise
+        out.seek(0)
+        err.seek(0)
+        return Result(code, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def run_detached(cfg: ContainerConfig) -> dict:
+    """``run -d``: a small supervisor process (setsid) waits for the container, writes its output to
+    ``<state>/<id>/log`` and records its exit status and time. Returns once the container runs."""
+    rec = create(cfg)
+    log = state.root() / rec["id"] / "log"
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            # Let go of the caller's terminal/pipes at once (else `$(minicontainer run -d …)` hangs).
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+
+            def started(_rec):
+                os.write(w, b"ok\n")
+                os.close(w)
+            try:
+                start(rec, stdio=(null, fd, fd), on_started=started)
+                code = 0
+            except MiniContainerError as exc:
+                try:
+                    os.write(w, f"{exc.exit_code} {exc}\n".encode())
+                except OSError:
+                    pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    # One line, not EOF: the container's intermediate process inherits the write end.
+    data = b""
+    while not data.endswith(b"\n") and (chunk := os.read(r, 4096)):
+        data += chunk
+    os.close(r)
+    text = data.decode().strip()
+    if text != "ok":
+        code, _, msg = text.partition(" ")
+        _remove_all(rec)
+        raise ExecError(msg or "container failed to start", exit_code=int(code) if code.isdigit() else 125)
+    return state.read(rec["id"])
+
+
+# --- lifecycle verbs ------------------------------------------------------------------------------
+def _live(ref: str) -> dict:
+    rec = state.find(ref)
+    if rec["status"] in ("running", "paused") and not state.alive(rec.get("pid"), rec.get("start_time")):
+        rec["status"] = "stopped"
+    return rec
+
+
+def _running(ref: str) -> dict:
+    rec = _live(ref)
+    if rec["status"] not in ("running", "paused"):
+        raise ContainerError(f"container {rec['name']} is not running ({rec['status']})")
+    return rec
+
+
+def kill(ref: str, sig: str | int = "KILL") -> None:
+    rec = _running(ref)
+    os.kill(rec["pid"], parse_signal(sig))
+
+
+def parse_signal(sig) -> int:
+    from ..errors import ConfigError
+    if isinstance(sig, int) or str(sig).isdigit():
+        n = int(sig)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        s = str(sig).upper()
+        s = s if s.startswith("SIG") else "SIG" + s
+        if hasattr(signal.Signals, s) and s not in ("SIG_DFL", "SIG_IGN"):
+            return int(signal.Signals[s])
+    raise ConfigError(f"invalid signal: {sig}", hint="use a name such as TERM, KILL, HUP or a number")
+
+
+def stop(ref: str, timeout: float = 10) -> None:
+    """SIGTERM to PID 1, then after ``timeout`` SIGKILL to the whole cgroup (as docker stop)."""
+    rec = _live(ref)
+    if rec["status"] not in ("running", "paused"):
+        return
+    from ..cgroups import Cgroup
+    try:
+        cg = Cgroup.open(rec["cgroup"])
+        if rec["status"] == "paused":
+            cg.thaw()
+    except NotFoundError:
+        cg = None
+    try:
+        os.kill(rec["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and state.alive(rec["pid"], rec.get("start_time")):
+        time.sleep(0.02)
+    if state.alive(rec["pid"], rec.get("start_time")) and cg is not None:
+        try:
+            cg.kill()
+        except MiniContainerError:
+            if state.alive(rec["pid"], rec.get("start_time")):  # else: it ended and its group went
+                raise
+    _wait_stopped(rec["id"])
+
+
+def _wait_stopped(cid: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if state.read(cid)["status"] == "stopped":
+                return
+        except NotFoundError:
+            return
+        time.sleep(0.02)
+
+
+def pause(ref: str) -> None:
+    from ..cgroups import Cgroup
+    rec = _running(ref)
+    Cgroup.open(rec["cgroup"]).freeze()
+    state.update(rec["id"], status="paused")
+
+
+def unpause(ref: str) -> None:
+    from ..cgroups import Cgroup
+    rec = _running(ref)
+    if rec["status"] != "paused":
+        raise ContainerError(f"container {rec['name']} is not paused")
+    Cgroup.open(rec["cgroup"]).thaw()
+    state.update(rec["id"], status="running")
+
+
+def remove(ref: str, force: bool = False) -> str:
+    rec = _live(ref)
+    if rec["status"] in ("running", "paused"):
+        if not force:
+            raise ConflictError(f"container {rec['name']} is {rec['status']}",
+                                hint="stop it first or use rm -f")
+        stop(rec["id"], timeout=0)
+    _remove_all(rec)
+    return rec["name"]
+
+
+def _remove_all(rec: dict) -> None:
+    store = _store()
+    try:
+        store.release(rec.get("image_id") or "", rec["id"])
+        store.remove_container_layer(rec["id"])
+    except MiniContainerError:
+        pass
+    state.remove(rec["id"])
+
+
+def list_containers(all: bool = False) -> list[dict]:
+    out = []
+    for rec in state.all_records():
+        if rec.get("status") in ("running", "paused") and not state.alive(rec.get("pid"), rec.get("start_time")):
+            rec["status"] = "stopped"
+        if all or rec.get("status") in ("running", "paused"):
+            out.append(rec)
+    return out
+
+
+def inspect(ref: str) -> dict:
+    return _live(ref)
+
+
+def stats(ref: str) -> dict:
+    from ..cgroups import Cgroup
+    rec = _running(ref)
+    return {"name": rec["name"], **Cgroup.open(rec["cgroup"]).stats()}
+
+
+def logs_path(ref: str):
+    rec = state.find(ref)
+    return state.root() / rec["id"] / "log"
+
+
+def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None)) -> int:
+    """Join every namespace and the cgroup of a running container and run ``argv`` there.
+
+    The runtime makes itself non-dumpable first (PR_SET_DUMPABLE 0): runc's CVE-2019-5736 let a
+    process in the container open /proc/<runtime>/exe and overwrite the runtime binary."""
+    from .. import syscalls as sc
+    from ..cgroups import Cgroup
+    from ..namespaces import enter
+    rec = _running(ref)
+    cg = Cgroup.open(rec["cgroup"])
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(err_r)
+            sc.set_dumpable(False)
+            cg.add(os.getpid())
+            names = ["ipc", "uts", "net", "pid", "mnt"]
+            if rec["config"]["network"] == "host":
+                names.remove("net")
+            enter(rec["pid"], names)
+            if os.fork():
+                _, status = os.waitpid(-1, 0)
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code)
+            for i, fd in enumerate(stdio):
+                if fd is not None:
+                    os.dup2(fd, i)
+            envd = dict(e.split("=", 1) for e in rec["env"])
+            envd.update(e.split("=", 1) for e in env)
+            os.chdir(workdir or rec["workdir"])
+            try:
+                os.execvpe(argv[0], argv, envd)
+            except FileNotFoundError:
+                os.write(err_w, f"127 exec {argv[0]}: executable file not found in $PATH".encode())
+                os._exit(127)
+            except OSError as exc:
+                os.write(err_w, f"126 exec {argv[0]}: {exc.strerror}".encode())
+                os._exit(126)
+        except BaseException as exc:  # noqa: BLE001 — a forked child reports and exits, never returns
+            try:
+                os.write(err_w, f"125 exec: {exc}".encode())
+            finally:
+                os._exit(125)
+        finally:
+            os._exit(125)
+    os.close(err_w)
+    _, status = os.waitpid(pid, 0)
+    msg = os.read(err_r, 4096).decode(errors="replace")
+    os.close(err_r)
+    if msg:
+        code, _, text = msg.partition(" ")
+        raise ExecError(text, exit_code=int(code))
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _gc_orphan_cgroups(named: set[str], min_age: float = 2.0) -> list[str]:
+    """Container groups (``mc-…``) that no record names: a runtime killed between creating the group and
+    writing it down, or a record removed by hand. All state roots share the cgroup parent, so a group is
+    only taken when it is also *empty* and older than ``min_age`` seconds: another root's running
+    container always has a process in its group, and one being started gets its first process within
+    milliseconds of the mkdir."""
+    from ..cgroups import Cgroup, list_groups
+    removed = []
+    for name in list_groups():
+        if not re.fullmatch(r"mc-[0-9a-f]{16}", name) or name in named:
+            continue
+        cg = Cgroup.open(name)
+        try:
+            age = time.time() - min(d.stat().st_mtime for d in cg.dirs().values())
+        except FileNotFoundError:
+            continue                                    # removed meanwhile by its owner
+        if age < min_age or cg.procs():
+            continue
+        cg.delete()
+        removed.append(f"cgroup {name} (no container record)")
+    return removed
+
+
+def gc() -> list[str]:
+    """Remove what crashed runs left (``minicontainer gc``): records whose managing process died
+    without finishing, their cgroups, writable layers and network leases/veths. Only what a record
+    of *this* state root names is touched (another root's containers may be running)."""
+    from ..cgroups import Cgroup
+    removed = []
+    for rec in state.all_records():
+        owner = rec.get("owner")
+        if rec.get("status") == "broken":
+            _remove_all(rec)
+            removed.append(f"state {rec['id'][:12]} (unreadable)")
+            continue
+        if not owner or state.alive(*owner):
+            continue
+        if rec.get("pid") and state.alive(rec["pid"], rec.get("start_time")):
+            continue
+        try:
+            cg = Cgroup.open(rec["cgroup"])
+            cg.kill()
+            cg.delete()
+            removed.append(f"cgroup {rec['cgroup']}")
+        except NotFoundError:
+            pass
+        if rec.get("network"):
+            from .. import network
+            network.detach(rec["id"])
+            removed.append(f"network {rec['id'][:12]}")
+        if rec.get("config", {}).get("rm") or rec.get("status") == "created":
+            _remove_all(rec)
+            removed.append(f"state {rec['id'][:12]}")
+        else:
+            state.update(rec["id"], status="stopped", pid=None, owner=None, exit_code=137)
+            removed.append(f"process of {rec['id'][:12]} (marked stopped)")
+    known = {r["id"] for r in state.all_records()}
+    removed += _gc_orphan_cgroups({_cgroup_name(cid) for cid in known})
+    cdir = paths.data_root() / "containers"
+    if cdir.is_dir():
+        for d in cdir.iterdir():
+            if d.name not in known and len(d.name) == 64 and time.time() - d.stat().st_mtime > 2:
+                _remove_all({"id": d.name})
+                removed.append(f"layer {d.name[:12]}")
+    if (state.root() / "network").exists():
+        from .. import network
+        removed += network.gc()
+    return removed

@@ -1,0 +1,113 @@
+"""Container records on disk (notebook 06): ``state_root()/<id>/state.json`` plus a global lock.
+
+States follow the OCI runtime spec: created → running ⇄ paused → stopped. Every write is atomic
+(write a temp file, ``os.replace``), and every read-modify-write holds an ``fcntl.flock`` on
+``state_root()/.lock`` so two commands at once never corrupt a record or give one name twice
+(runc uses a per-container lock file the same way). Rejected alternative: a single JSON database
+file — one corrupt write would lose every container.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import paths
+from ..errors import NotFoundError
+
+STATES = ("created", "running", "paused", "stopped")
+
+
+def root() -> Path:
+    return paths.state_root()
+
+
+@contextmanager
+def locked():
+    r = root()
+    r.mkdir(parents=True, exist_ok=True)
+    fd = os.open(r / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write(rec: dict) -> None:
+    d = root() / rec["id"]
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / ".state.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+    os.replace(tmp, d / "state.json")
+
+
+def update(cid: str, **changes) -> dict:
+    with locked():
+        rec = read(cid)
+        rec.update(changes)
+        write(rec)
+        return rec
+
+
+def read(cid: str) -> dict:
+    try:
+        return json.loads((root() / cid / "state.json").read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFoundError(f"no such container: {cid}", hint="see `minicontainer ps -a`") from None
+
+
+def all_records() -> list[dict]:
+    out = []
+    r = root()
+    if not r.is_dir():
+        return out
+    for d in sorted(r.iterdir()):
+        # Only records: other modules keep their own files here (network leases under network/).
+        if d.is_dir() and len(d.name) == 64 and all(c in "0123456789abcdef" for c in d.name):
+            try:
+                out.append(json.loads((d / "state.json").read_text()))
+            except (OSError, ValueError):
+                out.append({"id": d.name, "name": None, "status": "broken"})
+    return out
+
+
+def find(ref: str) -> dict:
+    """A record by name, full id or unique id prefix (as docker)."""
+    recs = all_records()
+    for r in recs:
+        if r.get("name") == ref or r["id"] == ref:
+            return r
+    hits = [r for r in recs if len(ref) >= 3 and r["id"].startswith(ref)]
+    if len(hits) == 1:
+        return hits[0]
+    raise NotFoundError(f"no such container: {ref}", hint="see `minicontainer ps -a`")
+
+
+def remove(cid: str) -> None:
+    shutil.rmtree(root() / cid, ignore_errors=True)
+
+
+def alive(pid: int | None, start_time: str | None = None) -> bool:
+    """Is ``pid`` still the process we started? (pid reuse: compare /proc/<pid>/stat's start time)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return start_time is None or fields[19] == start_time
+
+
+def start_time_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None

@@ -1,0 +1,149 @@
+#!/bin/bash
+# `make vm-test`: the classroom VM, verified for real. Boots the VM from the Vagrantfile (libvirt,
+# software emulation, a Debian 12 box built offline by build-local-box.sh unless MC_BOX names one),
+# provisions it twice (the second run must print no "changed:" line), reports the guest's cgroup
+# mode, checks JupyterLab through the forwarded port, runs the integration tests and notebooks
+# (01 02 by default) inside, checks that the cgroup v2 backend was exercised, destroys the VM and
+# prints the duration. Slow (~15-25 min without KVM): a separate command, not part of `make test`.
+#
+# Environment: MC_VM_WORK (cache: box, wheelhouse, logs; default /var/tmp/minicontainer-vm),
+# MC_VM_NOTEBOOKS ("01 02"), MC_BOX (skip the local box build and use this box), MC_VM_KEEP=1 (do not
+# destroy the VM, for debugging), MC_BOX_BUILDER (path of build-local-box.sh).
+set -euo pipefail
+T0=$(date +%s)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+W=${MC_VM_WORK:-/var/tmp/minicontainer-vm}
+NBS=${MC_VM_NOTEBOOKS:-01 02}
+BUILDER=${MC_BOX_BUILDER:-$ROOT/../shared/tools/vm/build-local-box.sh}
+HOST_PKGS="vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+           debootstrap dnsmasq-base ebtables iptables fdisk extlinux syslinux-common rsync"
+mkdir -p "$W"; LOG=$W/vm-test.log; : > "$LOG"
+step() { printf '\n==> [%4ss] %s\n' $(( $(date +%s) - T0 )) "$*" | tee -a "$LOG"; }
+fail() { echo "vm-test: FAILED: $*" | tee -a "$LOG" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "needs root (libvirt, debootstrap): run 'sudo make vm-test'"
+
+step "host tools"
+missing=""
+for p in $HOST_PKGS; do dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Daemons: on a host without systemd start them by hand, and stop exactly the ones we started.
+STARTED=()
+start_daemon() {  # name command...
+  local name=$1; shift
+  if pgrep -x "$name" >/dev/null; then return; fi
+  "$@"
+  local pid; for _ in $(seq 1 50); do pid=$(pgrep -nx "$name" || true); [ -n "$pid" ] && break; sleep 0.1; done
+  [ -n "$pid" ] || fail "$name did not start"
+  STARTED+=("$pid"); echo "started $name (pid $pid)"
+}
+export VAGRANT_DOTFILE_PATH=$W/dot      # never touches a learner's own .vagrant/ in the project
+export VAGRANT_DEFAULT_PROVIDER=libvirt
+VM_UP=0
+cleanup() {
+  local rc=$?
+  if [ $VM_UP = 1 ] && [ "${MC_VM_KEEP:-0}" != 1 ]; then
+    step "destroy the VM"; (cd "$ROOT" && vagrant destroy -f) 2>&1 | tee -a "$LOG" || true
+  fi
+  for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null && echo "stopped daemon pid $pid"; done
+  local d=$(( $(date +%s) - T0 ))
+  echo; echo "vm-test: $([ $rc = 0 ] && echo PASSED || echo FAILED) in $((d / 60))m$((d % 60))s (log: $LOG)" | tee -a "$LOG"
+  exit $rc
+}
+trap cleanup EXIT
+if ! systemctl is-active -q libvirtd 2>/dev/null; then
+  mkdir -p /run/dbus
+  start_daemon dbus-daemon dbus-daemon --system --fork
+  start_daemon virtlogd virtlogd -d
+  start_daemon virtlockd virtlockd -d
+  start_daemon libvirtd libvirtd -d
+fi
+
+if [ -z "${MC_BOX:-}" ]; then
+  export MC_BOX=local/debian12 MC_LIBVIRT_DRIVER=${MC_LIBVIRT_DRIVER:-qemu}
+  if ! vagrant box list 2>/dev/null | grep -q "^local/debian12 "; then
+    if [ ! -s "$W/box/debian12-local.box" ]; then
+      step "build the offline box (debootstrap, ~2 min)"
+      [ -x "$BUILDER" ] || [ -f "$BUILDER" ] || fail "no box builder at $BUILDER (set MC_BOX_BUILDER or MC_BOX)"
+      bash "$BUILDER" "$W/box" >>"$LOG" 2>&1 || fail "box build (see $LOG)"
+    fi
+    step "vagrant box add local/debian12"
+    vagrant box add -f --name local/debian12 "$W/box/debian12-local.box" 2>&1 | tail -1
+  fi
+fi
+
+step "wheelhouse for the guest (no package index in there)"
+export MC_WHEELHOUSE=$W/wheelhouse
+want=$(cat "$ROOT/pyproject.toml" /proc/version | sha256sum | cut -c1-16)
+if [ "$(cat "$MC_WHEELHOUSE/.stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$MC_WHEELHOUSE"; mkdir -p "$MC_WHEELHOUSE"
+  # the guest's Python is Debian 12's 3.11, the same as the host's /usr/bin/python3
+  "${MC_VM_PYTHON:-$ROOT/.venv/bin/python}" -m pip wheel -q --disable-pip-version-check \
+      -w "$MC_WHEELHOUSE" "$ROOT[course,test]" 'setuptools>=64' wheel >>"$LOG" 2>&1 || fail "pip wheel (see $LOG)"
+  rm -f "$MC_WHEELHOUSE"/minicontainer-*.whl     # the guest installs the project editable from source
+  echo "$want" > "$MC_WHEELHOUSE/.stamp"
+fi
+echo "$(ls "$MC_WHEELHOUSE"/*.whl | wc -l) wheels in $MC_WHEELHOUSE"
+
+# a free host port for the forward (8888 may be taken on this host)
+export MC_HOST_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cd "$ROOT"
+(vagrant destroy -f >/dev/null 2>&1 || true)
+step "vagrant up (box $MC_BOX, provider libvirt, driver ${MC_LIBVIRT_DRIVER:-kvm}; first provisioning)"
+VM_UP=1
+vagrant up --provider libvirt 2>&1 | tee "$W/provision1.log" | tee -a "$LOG" | grep -E 'provision:|changed:|Open|http://|==> lab: (Running|Rsyncing|Machine booted)|[Ee]rror' || true
+[ "${PIPESTATUS[0]}" = 0 ] || fail "vagrant up"
+grep -q "changed:" "$W/provision1.log" || fail "the first provisioning reported no change"
+
+step "second provisioning: must change nothing"
+vagrant provision 2>&1 | tee "$W/provision2.log" | tee -a "$LOG" | grep -E 'provision:|changed:|http://' || true
+[ "${PIPESTATUS[0]}" = 0 ] || fail "vagrant provision"
+if grep "changed:" "$W/provision2.log"; then fail "the second provisioning changed something (above)"; fi
+echo "second provisioning: 0 changes"
+
+step "guest cgroup mode"
+mode=$(vagrant ssh -c 'stat -fc %T /sys/fs/cgroup; cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null; uname -r' 2>/dev/null | tr -d '\r')
+echo "$mode" | tee -a "$LOG"
+[ "$(echo "$mode" | head -1)" = cgroup2fs ] || fail "the guest does not boot cgroup v2"
+echo "guest cgroup mode: v2"
+backend=$(vagrant ssh -c "sudo /opt/minicontainer/.venv/bin/python -c 'from minicontainer.cgroups import default_backend; print(type(default_backend()).__name__)'" 2>/dev/null | tr -d '\r')
+echo "minicontainer.cgroups.default_backend() in the guest: $backend"
+[ "$backend" = V2Backend ] || fail "default backend in the guest is $backend, not V2Backend"
+
+step "JupyterLab through the forwarded port 127.0.0.1:$MC_HOST_PORT"
+url=$(grep -o "http://127.0.0.1:$MC_HOST_PORT/lab/tree/[^ ]*token=[0-9a-f]*" "$W/provision2.log" | tail -1)
+[ -n "$url" ] || fail "provisioning printed no URL"
+token=${url##*token=}
+ok=0
+for _ in $(seq 1 30); do
+  if python3 -c "import sys,json,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1], timeout=5))['type'])" \
+       "http://127.0.0.1:$MC_HOST_PORT/api/contents/00_a_container_is_just_a_process.ipynb?token=$token&content=0" 2>/dev/null; then ok=1; break; fi
+  sleep 2
+done
+[ $ok = 1 ] || fail "JupyterLab does not answer on the forwarded port"
+echo "served notebook 00 on the host's forwarded port"
+
+step "integration tests and notebooks $NBS inside the VM"
+# test_lab (make lab) and test_browser (chromium) are host checks: the VM runs JupyterLab as a
+# service instead (checked just above) and has no browser.
+vagrant ssh -c "cd /opt/minicontainer && sudo rm -rf build/solved && \
+  sudo .venv/bin/python -m minicontainer.course.notebooks solve notebooks build/solved $NBS && \
+  sudo env PYTHONPATH=vagrant MC_CGROUP_PROBE_OUT=/tmp/cgroup_probe.json .venv/bin/python -m pytest -p cgroup_probe \
+    tests/integration build/solved --deselect tests/integration/test_lab.py --deselect tests/integration/test_browser.py \
+    --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -rs -q" \
+  2>&1 | tr -d '\r' | tee "$W/guest-tests.log" | tee -a "$LOG" | grep -vE '^\.*$' | tail -40
+[ "${PIPESTATUS[0]}" = 0 ] || fail "tests inside the VM"
+probe=$(vagrant ssh -c 'cat /tmp/cgroup_probe.json' 2>/dev/null | tr -d '\r')
+python3 - "$probe" <<'PY' || fail "the cgroup v2 backend was not exercised"
+import json, sys
+calls = json.loads(sys.argv[1])
+v2 = calls["v2"]
+print(f"cgroup v2 backend calls in the guest: {sum(v2.values())} (create={v2.get('create', 0)}, "
+      f"add={v2.get('add', 0)}, apply={v2.get('apply', 0)}); v1: {sum(calls['v1'].values())}")
+sys.exit(0 if v2.get("create", 0) and v2.get("add", 0) else 1)
+PY
+step "all checks passed"
