@@ -54,6 +54,18 @@ class MiniContainerError(Exception):
             return f"{self.message} — {self.hint}"
         return self.message
 
+    def __reduce__(self):
+        # Errors cross process boundaries (a forked child reports its failure through a pipe):
+        # rebuild from the attributes, since subclasses' __init__ take more than the message.
+        return _restore, (type(self), self.__dict__.copy())
+
+
+def _restore(cls: type[MiniContainerError], state: dict) -> MiniContainerError:
+    exc = cls.__new__(cls)
+    exc.__dict__.update(state)
+    Exception.__init__(exc, str(exc))
+    return exc
+
 
 class KernelError(MiniContainerError):
     """A system call failed. Carries ``op``, ``path``, ``errno`` and ``errno_name``."""
