@@ -330,14 +330,6 @@ def _child(target, wanted, flags, rp, wp, rg, wg, hostname, offsets, propagation
             _send(wp, "user")
             if os.read(rg, 1) != b"g":          # the caller gave up: leave quietly
                 os._exit(code)
-            if ids_inside:
-                # The maps name ids; our credentials are still the host's (kuid 0, shown as the
-                # overflow id 65534 inside). Become the first mapped id, e.g. root inside = 100000
-                # outside. Changing credentials clears the parent-death signal: set it again.
-                uid, gid = ids_inside
-                os.setresgid(gid, gid, gid)
-                os.setresuid(uid, uid, uid)
-                syscalls.set_pdeathsig(signal.SIGKILL)
         if offsets:
             # Written after unshare(CLONE_NEWTIME) and before any process enters the namespace.
             text = "".join(f"{clock} {math.floor(sec)} {round((sec - math.floor(sec)) * 1e9)}\n"
@@ -347,6 +339,17 @@ def _child(target, wanted, flags, rp, wp, rg, wg, hostname, offsets, propagation
                     f.write(text)
             except OSError as exc:
                 raise from_oserror(exc, "write", "/proc/self/timens_offsets", cls=NamespaceError) from exc
+        if ids_inside:
+            # The maps name ids; our credentials are still the host's (kuid 0, shown as the
+            # overflow id 65534 inside). Become the first mapped id, e.g. root inside = 100000
+            # outside. Changing credentials clears the parent-death signal and the dumpable flag
+            # (which would leave /proc/self owned by the host's root): set both again. The time
+            # offsets above were written first, while /proc/self was still ours.
+            uid, gid = ids_inside
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            syscalls.set_pdeathsig(signal.SIGKILL)
+            syscalls.set_dumpable(True)
         if wanted & _CHILDREN_ONLY:
             inner = os.fork()
             if inner:

@@ -267,3 +267,16 @@ def test_spawn_missing_program_is_exec_error_127():
 def test_a_pid_that_does_not_exist_is_not_found(call):
     with pytest.raises(NotFoundError, match="no process with pid"):
         call(2**22 + 11)
+
+
+def test_all_eight_with_maps_offsets_hostname_and_proc():
+    """The combination notebook 01 shows: the offsets must be written before the uid switch."""
+    code, out = _output(["sh", "-c", "echo $$ $(id -u) $(hostname) $(cut -d' ' -f1 /proc/uptime); ps -e -o pid= | wc -l"],
+                        list(namespaces.KINDS), hostname="mcns-all", uid_map="0 100000 65536",
+                        time_offsets={"boottime": 86400, "monotonic": -1.5}, mount_proc=True)
+    assert code == 0, out
+    first, count = out.splitlines()
+    pid, uid, name, uptime = first.split()
+    assert (pid, uid, name) == ("1", "0", "mcns-all")
+    assert abs(float(uptime) - float(Path("/proc/uptime").read_text().split()[0]) - 86400) < 5
+    assert int(count) == 3             # sh, ps, wc
