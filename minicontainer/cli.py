@@ -137,6 +137,11 @@ def _run(a):
             raise ConfigError("--rm and -d together are not supported yet")
         print(process.run_detached(cfg)["id"])
         return 0
+    if cfg.tty:
+        from .runtime.tty import Terminal
+        with Terminal() as term:         # not a terminal → a clear error before anything exists
+            return process.start(process.create(cfg), stdio=(term.slave,) * 3,
+                                 on_started=lambda _rec: term.start_relay())
     return process.start(process.create(cfg))
 
 
@@ -152,16 +157,9 @@ def _start(a):
     rec = state.find(a.container)
     if a.attach:
         return process.start(rec)
-    import subprocess
-    from .errors import ContainerError
-    ContainerError  # noqa
-    # detached start: the same supervisor as run -d
+    # detached start: the same supervisor as run -d, for this very record (same id, same layer)
     cfg = process.ContainerConfig.from_dict(rec["config"])
-    state.remove(rec["id"])
-    from .images import ImageStore
-    ImageStore().remove_container_layer(rec["id"])
-    cfg.name = rec["name"]
-    print(process.run_detached(cfg)["id"])
+    print(process.run_detached(cfg, rec)["id"])
 
 
 def _ps(a):
@@ -180,6 +178,11 @@ def _exec(a):
     if not a.command:
         from .errors import ConfigError
         raise ConfigError("exec needs a command", hint="minicontainer exec NAME CMD…")
+    if a.tty:
+        from .runtime.tty import Terminal
+        with Terminal() as term:
+            return process.exec_in(a.container, a.command, env=a.env, workdir=a.workdir,
+                                   stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
     return process.exec_in(a.container, a.command, env=a.env, workdir=a.workdir)
 
 

@@ -309,6 +309,7 @@ def _container_init(rec, cfg, msg, fail) -> None:
     from ..images.overlay import mount_overlay
     from ..rootfs import setup_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
+    from .tty import make_controlling
     merged = os.path.join(os.path.dirname(rec["upperdir"]), "merged")
     os.makedirs(merged, exist_ok=True)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
@@ -336,6 +337,8 @@ def _container_init(rec, cfg, msg, fail) -> None:
         except OSError as exc:
             fail(126, f"exec {argv[0]}: {exc.strerror}")
 
+    if cfg.tty and os.isatty(0):
+        make_controlling(0)
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))
@@ -364,10 +367,11 @@ def run(image: str, command=(), *, capture: bool = True, **opts) -> Result:
         return Result(code, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
-def run_detached(cfg: ContainerConfig) -> dict:
-    """``run -d``: a small supervisor process (setsid) waits for the container, writes its output to
-    ``<state>/<id>/log`` and records its exit status and time. Returns once the container runs."""
-    rec = create(cfg)
+def run_detached(cfg: ContainerConfig, rec: dict | None = None) -> dict:
+    """``run -d`` (and ``start`` of a created container, ``rec``): a small supervisor process (setsid)
+    waits for the container, writes its output to ``<state>/<id>/log`` and records its exit status and
+    time. Returns once the container runs."""
+    rec = rec or create(cfg)
     log = state.root() / rec["id"] / "log"
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -548,7 +552,8 @@ def logs_path(ref: str):
     return state.root() / rec["id"] / "log"
 
 
-def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None)) -> int:
+def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None),
+            tty: bool = False, on_started=None) -> int:
     """Join every namespace and the cgroup of a running container and run ``argv`` there.
 
     The runtime makes itself non-dumpable first (PR_SET_DUMPABLE 0): runc's CVE-2019-5736 let a
@@ -576,6 +581,9 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             for i, fd in enumerate(stdio):
                 if fd is not None:
                     os.dup2(fd, i)
+            if tty:
+                from .tty import make_controlling
+                make_controlling(0)
             envd = dict(e.split("=", 1) for e in rec["env"])
             envd.update(e.split("=", 1) for e in env)
             os.chdir(workdir or rec["workdir"])
@@ -595,6 +603,8 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
         finally:
             os._exit(125)
     os.close(err_w)
+    if on_started:
+        on_started()
     _, status = os.waitpid(pid, 0)
     msg = os.read(err_r, 4096).decode(errors="replace")
     os.close(err_r)

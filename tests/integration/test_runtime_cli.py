@@ -219,3 +219,96 @@ def test_200_run_rm_cycles_leave_nothing(roots, monkeypatch):
     for _ in range(200):
         assert runtime.run("busybox", ["true"]).exit_code == 0
     _nothing_left(roots)
+
+
+def _in_terminal(env, args, keys: list[bytes], timeout=20.0):
+    """Run the CLI with a pseudo-terminal as its stdin/stdout, as a user at a shell would; type
+    ``keys`` one batch at a time; return (exit code, everything the terminal showed)."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(ROOT)
+            os.execve(PY, [PY, "-m", "minicontainer.cli", *args], env)
+        finally:
+            os._exit(127)
+    out = b""
+
+    def pump(seconds):
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:          # EIO: the CLI exited and closed the terminal
+                    return False
+        return True
+    try:
+        pump(1.0)
+        for k in keys:
+            os.write(fd, k)
+            pump(0.7)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+            pump(0.1)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise AssertionError(f"the CLI did not exit; the terminal showed {out!r}")
+    finally:
+        os.close(fd)
+
+
+def test_run_it_gives_an_interactive_shell(roots):
+    code, shown = _in_terminal(roots, ["run", "--rm", "-it", "--network", "none", "busybox", "sh"],
+                               [b"[ -t 0 ] && [ -t 1 ] && echo tty-$((40+2))\n", b"exit 5\n"])
+    assert code == 5
+    assert "BusyBox" in shown and "/ # " in shown          # busybox's interactive banner and prompt
+    assert "tty-42\r\n" in shown and "\r\r\n" not in shown  # typed, run in a terminal, raw relay
+    _nothing_left(roots)
+
+
+def test_run_t_without_a_terminal_is_a_clear_error(roots):
+    p = mc(roots, "run", "--rm", "-it", "--network", "none", "busybox", "sh")
+    assert p.returncode == 125 and "the input device is not a TTY" in p.stderr
+    _nothing_left(roots)
+
+
+def test_exec_it_into_a_running_container(roots):
+    mc(roots, "run", "-d", "--name", "mcrt-x", "--network", "none", "busybox", "sleep", "60", check=0)
+    try:
+        code, shown = _in_terminal(roots, ["exec", "-it", "mcrt-x", "sh"],
+                                   [b"echo in-$(hostname)-$$; [ -t 0 ] && echo has-tty\n", b"exit 3\n"])
+        assert code == 3
+        assert "has-tty\r\n" in shown and "in-" in shown
+    finally:
+        mc(roots, "rm", "-f", "mcrt-x")
+    _nothing_left(roots)
+
+
+def test_start_of_a_created_container_keeps_its_id(roots):
+    cid = mc(roots, "create", "--name", "mcrt-s", "--network", "none", "busybox", "sleep", "60",
+             check=0).stdout.strip()
+    try:
+        assert mc(roots, "start", "mcrt-s", check=0).stdout.strip() == cid
+        import json
+        rec = json.loads(mc(roots, "inspect", "mcrt-s", check=0).stdout)
+        assert rec["id"] == cid and rec["status"] == "running"
+    finally:
+        mc(roots, "rm", "-f", "mcrt-s")
+    _nothing_left(roots)
+
+
+def test_logs_follow_streams_until_the_container_stops(roots):
+    mc(roots, "run", "-d", "--name", "mcrt-f", "--network", "none", "busybox",
+       "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done", check=0)
+    try:
+        p = mc(roots, "logs", "-f", "mcrt-f", timeout=20)
+        assert (p.returncode, p.stdout) == (0, "line1\nline2\nline3\n")
+    finally:
+        mc(roots, "rm", "-f", "mcrt-f")
+    _nothing_left(roots)
