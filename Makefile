@@ -43,7 +43,11 @@ $(VENV)/.stamp: pyproject.toml
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[course,test]' --config-settings editable_mode=compat
 	@touch $@
 
+# Byte-compile the package: with PYTHONDONTWRITEBYTECODE set (as on some CI hosts) Python would
+# otherwise recompile every module on every `minicontainer run` (~20 ms of its start). Only changed
+# files are recompiled, so this is instant on a second run.
 venv: $(VENV)/.stamp
+	@$(VPY) -m compileall -q minicontainer >/dev/null
 
 setup: root system-packages venv
 

@@ -22,13 +22,8 @@ code: every one ends in ``os._exit``.
 from __future__ import annotations
 
 import errno
-import math
 import os
-import pickle
-import select
 import signal
-import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import syscalls
@@ -150,15 +145,18 @@ def _check_map(what: str, text: str) -> str:
 
 # --- spawn ---------------------------------------------------------------------------------------
 
-@dataclass
 class Process:
     """A process spawned into new namespaces. ``pid`` is its pid *on the host* (it is 1 inside a
     new PID namespace). Use it as a context manager: leaving the block kills and reaps it."""
 
-    pid: int
-    namespaces: frozenset[str]
-    _reap: int = field(repr=False)           # the process we wait for (the middle one, for pid/time)
-    returncode: int | None = None
+    def __init__(self, pid: int, namespaces: frozenset[str], reap: int):
+        self.pid = pid
+        self.namespaces = namespaces
+        self._reap = reap                     # the process we wait for (the middle one, for pid/time)
+        self.returncode: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, namespaces={sorted(self.namespaces)}, returncode={self.returncode})"
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -207,12 +205,16 @@ def _exit_code(status: int) -> int:
 
 
 def _send(fd: int, kind: str, value: Any = None) -> None:
+    import pickle
     data = pickle.dumps((kind, value))
     os.write(fd, len(data).to_bytes(4, "big") + data)
 
 
 def _recv(fd: int, timeout: float) -> tuple[str, Any] | None:
     """One message, or None at end-of-file (every writer closed: setup is done)."""
+    import pickle
+    import select
+
     def exactly(n: int) -> bytes:
         buf = b""
         while len(buf) < n:
@@ -232,6 +234,8 @@ def _recv(fd: int, timeout: float) -> tuple[str, Any] | None:
 
 
 def _error_payload(exc: BaseException) -> BaseException:
+    import pickle
+    import traceback
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
@@ -286,7 +290,7 @@ def spawn(target: Callable[[], int | None] | Sequence[str], namespaces: Iterable
         _child(target, wanted, flags, rp, wp, rg, wg, hostname, offsets, propagation, mount_proc, ids_inside)
     os.close(wp)
     os.close(rg)
-    proc = Process(pid=pid, namespaces=wanted, _reap=pid)
+    proc = Process(pid, wanted, reap=pid)
     try:
         while (msg := _recv(rp, _SETUP_TIMEOUT)) is not None:
             kind, value = msg
@@ -332,6 +336,7 @@ def _child(target, wanted, flags, rp, wp, rg, wg, hostname, offsets, propagation
                 os._exit(code)
         if offsets:
             # Written after unshare(CLONE_NEWTIME) and before any process enters the namespace.
+            import math
             text = "".join(f"{clock} {math.floor(sec)} {round((sec - math.floor(sec)) * 1e9)}\n"
                            for clock, sec in offsets.items())
             try:
@@ -402,6 +407,7 @@ def _setup_and_run(target, wanted, wp, rg, hostname, propagation, mount_proc):
             except OSError:
                 pass
         else:
+            import traceback
             traceback.print_exc()
     finally:
         os._exit(code)

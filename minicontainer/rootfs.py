@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from ._record import record
 from pathlib import Path
 
 from . import syscalls as sc
@@ -33,7 +33,7 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Volume:
     """A bind mount ``source`` (host path) -> ``target`` (path inside the container)."""
     source: str

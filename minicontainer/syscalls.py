@@ -14,7 +14,6 @@ Every function documents the kernel's preconditions: the list a learner checks w
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -79,7 +78,12 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The soname directly: ctypes.util.find_library runs `ldconfig -p` in a subprocess (and imports
+# subprocess), several ms on every container start. glibc and musl both answer to these names.
+try:
+    _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # musl
+    _libc = ctypes.CDLL("libc.so", use_errno=True)
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_void_p]

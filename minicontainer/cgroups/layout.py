@@ -15,7 +15,7 @@ options, which for v1 list the controllers bound to that hierarchy (``rw,cpu,cpu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .._record import factory, record
 from pathlib import Path
 
 __all__ = ["Layout", "detect_layout", "V1_CONTROLLERS"]
@@ -29,10 +29,10 @@ def _unescape(path: str) -> str:
     return path.encode().decode("unicode_escape") if "\\" in path else path
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layout:
     kind: str                                    # "v2" | "v1" | "hybrid" | "none"
-    v1: dict[str, str] = field(default_factory=dict)   # controller → mount point
+    v1: dict[str, str] = factory(dict)   # controller → mount point
     v2: str | None = None                        # the cgroup2 mount point, if any
 
     @property

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from .._record import record
 
 from ..errors import ConfigError
 
@@ -113,7 +113,7 @@ def _int_in(name: str, value, lo: int, hi: int) -> int:
     return n
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What a group may use, in docker's words. Validated on construction; ``None`` = no limit.
 
@@ -132,7 +132,7 @@ class Limits:
     blkio_weight: int | None = None
 
     def __post_init__(self):
-        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen record
         if self.memory is not None:
             put("memory", parse_memory(self.memory, minimum=MIN_MEMORY))
         if self.memory_swap is not None:

@@ -21,17 +21,14 @@ mounts directories; unpacking once at import makes every container start free.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from .._record import factory, record
 from pathlib import Path
 
 from .. import paths
@@ -62,6 +59,7 @@ def _clean_config(cfg: dict | None) -> dict:
 def tree_digest(root: str | os.PathLike) -> str:
     """sha256 over a canonical walk of ``root``: paths, types, modes, owners, contents, link targets,
     device numbers and the overlay opaque xattr. mtimes are left out, so equal content → equal id."""
+    import hashlib  # lazily: off the start path of `run`
     h = hashlib.sha256()
     root = os.fspath(root)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -88,14 +86,14 @@ def tree_digest(root: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-@dataclass
+@record
 class Image:
     """An image: its id, the names pointing at it, its layers (bottom first) and its config."""
     id: str
     layers: list[str]
     config: dict
     store_root: Path
-    names: list[str] = field(default_factory=list)
+    names: list[str] = factory(list)
     parent: str | None = None
     created: float = 0.0
 
@@ -113,7 +111,7 @@ class Image:
         return sum(du(d) for d in self.lowerdirs)
 
 
-@dataclass
+@record
 class ContainerLayer:
     """A container's writable layer: ``upperdir`` and ``workdir`` (same file system) under ``path``."""
     path: Path
@@ -162,6 +160,7 @@ class ImageStore:
     def tmpdir(self, prefix: str = "mcim-") -> Path:
         """A scratch directory on the store's file system (so a finished layer is moved by rename)."""
         self._dirs()
+        import tempfile  # lazily: off the start path of `run`
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
 
     def _refs(self) -> dict[str, str]:
@@ -212,6 +211,7 @@ class ImageStore:
             if not self.has_layer(lid):
                 raise ImageError(f"add image: layer {lid[:12]} is not in the store {self.root}")
         cfg = _clean_config(config)
+        import hashlib  # lazily: off the start path of `run`
         iid = hashlib.sha256(json.dumps({"layers": layers, "config": cfg}, sort_keys=True)
                              .encode()).hexdigest()
         with self.lock():
@@ -274,7 +274,7 @@ class ImageStore:
     def ensure_busybox(self) -> Image:
         """The embedded busybox image (notebook 00's rootfs) as image ``busybox``; a no-op once there."""
         from .. import busybox
-        bb_digest = busybox.digest()
+        bb_digest = busybox.digest(cache=self.root / "busybox.digest")
         try:
             img = self.get("busybox")
             meta = json.loads((self.layer_dir(img.layers[0]).parent / "layer.json").read_text())
@@ -450,12 +450,14 @@ def _rmtree(path: str | os.PathLike) -> None:
             pass
     shutil.rmtree(p, onerror=onerror)
     if p.exists():
+        import subprocess  # lazily: off the start path of `run`
         subprocess.run(["rm", "-rf", "--one-file-system", "--", str(p)], check=False)
 
 
 def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy a layer directory keeping owners, modes, whiteouts (char 0/0) and trusted.* xattrs:
     ``cp -a`` does all of that as root; shutil.copytree would try to *read* a whiteout device."""
+    import subprocess  # lazily: off the start path of `run`
     r = subprocess.run(["cp", "-a", "--", f"{os.fspath(src)}/.", os.fspath(dst)],
                        capture_output=True, text=True)
     if r.returncode:

@@ -5,17 +5,17 @@ Validation happens here, before anything exists on the host, so bad input leaves
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from .._record import asdict, factory, record
 
 from ..errors import ConfigError
 
 
-@dataclass
+@record
 class ContainerConfig:
     image: str
-    command: list[str] = field(default_factory=list)
+    command: list[str] = factory(list)
     name: str | None = None
-    env: list[str] = field(default_factory=list)
+    env: list[str] = factory(list)
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
@@ -23,8 +23,8 @@ class ContainerConfig:
     cpus: str | None = None
     pids_limit: str | None = None
     network: str = "bridge"
-    ports: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
+    ports: list[str] = factory(list)
+    volumes: list[str] = factory(list)
     read_only: bool = False
     init: bool = False
     tty: bool = False
@@ -35,7 +35,7 @@ class ContainerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in d.items() if k in cls.__record_fields__})
 
     def validate(self) -> "ContainerConfig":
         """Raise ConfigError/NotFoundError on bad input. Network and volume parsers come from their

@@ -24,12 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from .._record import record
 
 from .. import paths
 from ..errors import ConflictError, ContainerError, ExecError, MiniContainerError, NotFoundError
@@ -59,7 +58,7 @@ def _image(store, ref: str):
     return store.get(ref)
 
 
-@dataclass
+@record
 class Result:
     exit_code: int
     stdout: str
@@ -78,7 +77,7 @@ def create(cfg: ContainerConfig) -> dict:
         raise ContainerError("no command given and the image has none",
                              hint="add a command: minicontainer run IMAGE CMD…", )
     _die_at("validated")
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()          # not `secrets`: its import (hmac, hashlib) costs ~5 ms a start
     with state.locked():
         names = {r.get("name") for r in state.all_records()}
         name = cfg.name
