@@ -134,7 +134,7 @@ vagrant ssh -c "cd /opt/minicontainer && sudo rm -rf build/solved && \
   sudo .venv/bin/python -m minicontainer.course.notebooks solve notebooks build/solved $NBS && \
   sudo env PYTHONPATH=vagrant MC_CGROUP_PROBE_OUT=/tmp/cgroup_probe.json .venv/bin/python -m pytest -p cgroup_probe \
     tests/integration build/solved --deselect tests/integration/test_lab.py --deselect tests/integration/test_browser.py \
-    --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -rs -q" \
+    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider -rs -q" \
   2>&1 | tr -d '\r' | tee "$W/guest-tests.log" | tee -a "$LOG" | grep -vE '^\.*$' | tail -40
 [ "${PIPESTATUS[0]}" = 0 ] || fail "tests inside the VM"
 probe=$(vagrant ssh -c 'cat /tmp/cgroup_probe.json' 2>/dev/null | tr -d '\r')
