@@ -308,7 +308,8 @@ def _container_init(rec, cfg, msg, fail) -> None:
     from ..images.overlay import mount_overlay
     from ..rootfs import setup_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
-    from .tty import make_controlling
+    if cfg.tty:
+        from .tty import make_controlling   # only then: it pulls in termios and threading
     merged = os.path.join(os.path.dirname(rec["upperdir"]), "merged")
     os.makedirs(merged, exist_ok=True)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
@@ -337,7 +338,7 @@ def _container_init(rec, cfg, msg, fail) -> None:
             fail(126, f"exec {argv[0]}: {exc.strerror}")
 
     if cfg.tty and os.isatty(0):
-        make_controlling(0)
+        make_controlling(0)  # noqa: F821 - imported above when cfg.tty
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))
