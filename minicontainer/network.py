@@ -1,8 +1,9 @@
 """Container networking: modes, published ports, address leases. Introduced in notebook 05.
 
-Status: modes none/host/bridge, leases, veth + bridge (pyroute2), NAT (nft table of our own),
-published ports (DNAT, per-container nft table), ``/etc/hosts`` and ``gc`` work and are tested.
-``container:NAME`` raises ``NotImplementedError`` (the runtime must join the other's netns).
+Modes: ``none`` (a new network namespace with only ``lo``), ``host`` (no network namespace of its
+own), ``bridge`` (veth pair into bridge ``mc0``, a leased address, NAT, published ports) and
+``container:NAME``, which is no network set-up at all: the runtime's child joins the named running
+container's network namespace with ``setns`` (``runtime/process.py``), as docker does.
 
 Why leases are files under ``state_root()/network/leases`` with an ``fcntl`` lock: concurrent
 ``run`` commands are separate processes, so an in-memory allocator cannot work; one file per
@@ -204,7 +205,8 @@ def attach(cid: str, pid: int, *, name: str, ports=(), hostname=None, mode: str 
         return Attachment(cid, name, m.kind, hostname=hostname)
     if m.kind == "bridge":
         return attach_bridge(cid, pid, name=name, hostname=hostname, ports=ports)
-    raise NotImplementedError("container:NAME mode is not written yet (issue 7)")
+    # container:NAME: nothing to plug in; the process joins the other container's namespace
+    return Attachment(cid, name, f"container:{m.container}", hostname=hostname)
 
 
 def detach(cid: str) -> None:

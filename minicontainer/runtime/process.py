@@ -142,6 +142,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
     if rec["status"] != "created":
         raise ContainerError(f"container {rec['name']} is {rec['status']}, not created",
                              hint="only a created container can be started; run a new one")
+    peer = _network_peer(cfg) if cfg.network.startswith("container:") else None
     state.update(rec["id"], owner=_me())
     with ExitStack() as stack:
         from ..cgroups import Cgroup
@@ -172,8 +173,17 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
                 net = _attach(network, rec, cfg, pid)
                 etc["/etc/hosts"] = net.hosts_file()
                 etc["/etc/resolv.conf"] = net.resolv_conf()
+            elif peer is not None:
+                # container:NAME — the child joins the peer's network namespace (setns) instead of
+                # a new one: same interfaces, addresses, ports; and the peer's /etc/hosts view.
+                from .. import network
+                if peer.get("network"):
+                    other = network.Attachment.from_dict(peer["network"])
+                    etc["/etc/hosts"] = other.hosts_file()
+                    etc["/etc/resolv.conf"] = other.resolv_conf()
+                net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
             _die_at("network")
-            os.write(sync_w, json.dumps({"etc": etc}).encode())
+            os.write(sync_w, json.dumps({"etc": etc, "join_net": peer["pid"] if peer else None}).encode())
         finally:
             os.close(sync_w)
         # First line: the container's PID 1 as seen from the host; then EOF on exec, or an error line.
@@ -207,6 +217,20 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
             raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
         _finish(rec, code, cfg)
         return code
+
+
+def _network_peer(cfg) -> dict:
+    """The running container whose network namespace ``--network container:NAME`` shares."""
+    ref = cfg.network.split(":", 1)[1]
+    try:
+        peer = state.find(ref)
+    except NotFoundError:
+        raise NotFoundError(f"--network container:{ref}: no such container",
+                            hint="name a running container (see `minicontainer ps`)") from None
+    if peer.get("status") not in ("running", "paused") or not state.alive(peer.get("pid"), peer.get("start_time")):
+        raise ConflictError(f"--network container:{ref}: container {peer['name']} is not running",
+                            hint="start it first: its network namespace lives as long as its processes")
+    return peer
 
 
 def _attach(network, rec, cfg, pid):
@@ -266,7 +290,8 @@ def _child(rec, cfg, sync_r, err_w, stdio) -> None:
 
     try:
         sc.set_pdeathsig(signal.SIGKILL)
-        names = ["mnt", "uts", "ipc", "pid"] + ([] if cfg.network == "host" else ["net"])
+        shared_net = cfg.network == "host" or cfg.network.startswith("container:")
+        names = ["mnt", "uts", "ipc", "pid"] + ([] if shared_net else ["net"])
         sc.unshare(flags_for(names))
         data = b""
         while True:
@@ -277,6 +302,9 @@ def _child(rec, cfg, sync_r, err_w, stdio) -> None:
         if not data:
             os._exit(125)  # the runtime died before releasing us
         msg = json.loads(data)
+        if msg.get("join_net"):
+            from ..namespaces import enter
+            enter(msg["join_net"], ["net"])
         for i, fd in enumerate(stdio):
             if fd is not None:
                 os.dup2(fd, i)
