@@ -38,6 +38,8 @@ def test_saved_clean_with_cleanup_cell_and_exercises(path):
     assert "widgets" not in nb.get("metadata", {}), "widget state must be stripped"
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") for c in code), "saved notebooks carry no outputs"
+    ids = [c.get("id") for c in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell has a unique id (nbformat ≥ 4.5)"
     cleanup = [c for c in code if "cleanup" in nbs.tags(c)]
     assert len(cleanup) == 1, "exactly one code cell tagged 'cleanup'"
     exercises = nbs.exercises(path)
