@@ -28,9 +28,9 @@ import signal
 import sys
 import time
 from contextlib import ExitStack
-from .._record import record
 
 from .. import paths
+from .._record import record
 from ..errors import ConflictError, ContainerError, ExecError, MiniContainerError, NotFoundError
 from . import state
 from .config import ContainerConfig
