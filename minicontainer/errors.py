@@ -36,6 +36,8 @@ __all__ = [
     "ExecError",
     "from_oserror",
     "errno_name",
+    "exit_code",
+    "exit_code",
 ]
 
 
@@ -135,6 +137,12 @@ class ExecError(MiniContainerError):
     def __init__(self, message: str, *, exit_code: int = 126, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
+
+
+def exit_code(wait_status: int) -> int:
+    """A ``waitpid`` status as docker reports it: the exit code, or 128+N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
 
 
 def errno_name(err: int) -> str:

@@ -27,7 +27,7 @@ import signal
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import syscalls
-from .errors import ConfigError, MiniContainerError, NamespaceError, NotFoundError, from_oserror
+from .errors import ConfigError, MiniContainerError, NamespaceError, NotFoundError, exit_code, from_oserror
 
 KINDS = ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")
 
@@ -162,14 +162,14 @@ class Process:
         if self.returncode is None:
             done, status = os.waitpid(self._reap, os.WNOHANG)
             if done:
-                self.returncode = _exit_code(status)
+                self.returncode = exit_code(status)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """Exit code, docker's way: the code, or 128+N when killed by signal N."""
         if timeout is None:
             if self.returncode is None:
-                self.returncode = _exit_code(os.waitpid(self._reap, 0)[1])
+                self.returncode = exit_code(os.waitpid(self._reap, 0)[1])
             return self.returncode
         import time
         deadline = time.monotonic() + timeout
@@ -197,11 +197,6 @@ class Process:
         if self.poll() is None:
             self.kill()
             self.wait()
-
-
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 def _send(fd: int, kind: str, value: Any = None) -> None:
@@ -361,7 +356,7 @@ def _child(target, wanted, flags, rp, wp, rg, wg, hostname, offsets, propagation
                 _send(wp, "pid", inner)
                 os.close(wp)
                 os.close(rg)
-                code = _exit_code(os.waitpid(inner, 0)[1])
+                code = exit_code(os.waitpid(inner, 0)[1])
                 os._exit(code)
             syscalls.set_pdeathsig(signal.SIGKILL)
         _setup_and_run(target, wanted, wp, rg, hostname, propagation, mount_proc)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import syscalls
-from ..errors import ConfigError, ImageError, NotFoundError
+from ..errors import ConfigError, ImageError, NotFoundError, exit_code
 from .overlay import mount_overlay
 from .store import DEFAULT_CONFIG, Image, ImageStore, _rmtree, copy_tree, tree_digest
 
@@ -324,8 +324,7 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
                 finally:
                     os._exit(127)
             _, status = os.waitpid(inner, 0)
-            code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
+            code = exit_code(status)
         except BaseException as exc:                  # noqa: BLE001
             try:
                 os.write(ew, f"{exc}\n".encode())

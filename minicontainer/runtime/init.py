@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 
+from ..errors import exit_code
+
 FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -38,5 +40,4 @@ def run_init(exec_command, close=()) -> None:
         except ChildProcessError:
             os._exit(0)
         if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            os._exit(exit_code(status))

@@ -31,7 +31,7 @@ from contextlib import ExitStack
 
 from .. import paths
 from .._record import record
-from ..errors import ConflictError, ContainerError, ExecError, MiniContainerError, NotFoundError
+from ..errors import ConflictError, ContainerError, ExecError, MiniContainerError, NotFoundError, exit_code
 from . import state
 from .config import ContainerConfig
 
@@ -206,8 +206,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
                 on_started(rec)
         _, status = os.waitpid(pid, 0)
         stack.pop_all()
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
+        code = exit_code(status)
         _cleanup_cgroup(cg)
         if cfg.network == "bridge":
             from .. import network
@@ -320,8 +319,7 @@ def _child(rec, cfg, sync_r, err_w, stdio) -> None:
                     break
                 except InterruptedError:
                     continue
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            os._exit(exit_code(status))
         sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or supervisor) died: so does the container
         _container_init(rec, cfg, msg, fail)
     except MiniContainerError as exc:
@@ -604,8 +602,7 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             enter(rec["pid"], names)
             if os.fork():
                 _, status = os.waitpid(-1, 0)
-                code = os.waitstatus_to_exitcode(status)
-                os._exit(128 - code if code < 0 else code)
+                os._exit(exit_code(status))
             for i, fd in enumerate(stdio):
                 if fd is not None:
                     os.dup2(fd, i)
@@ -639,8 +636,7 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     if msg:
         code, _, text = msg.partition(" ")
         raise ExecError(text, exit_code=int(code))
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code(status)
 
 
 def _gc_orphan_cgroups(named: set[str], min_age: float = 2.0) -> list[str]:
