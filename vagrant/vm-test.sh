@@ -44,12 +44,41 @@ start_daemon() {  # name command...
 export VAGRANT_DOTFILE_PATH=$W/dot      # never touches a learner's own .vagrant/ in the project
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 VM_UP=0
+# libvirt's NAT network adds LIBVIRT_* chains (iptables, both families) and turns on ip_forward; once
+# the daemons we started are gone nothing removes them. Remember the state before, restore it after.
+FWD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
+HAD_XT_TABLES=$(nft list tables 2>/dev/null | grep -cE '^table ip6? (filter|nat|mangle)$' || true)
+HAD_LIBVIRT_FW=$( (iptables-save 2>/dev/null; ip6tables-save 2>/dev/null) | grep -c '^:LIBVIRT_' || true)
+remove_libvirt_firewall() {
+  local cmd t r c
+  for cmd in iptables ip6tables; do
+    command -v $cmd >/dev/null || continue
+    for t in filter nat mangle; do
+      $cmd -t $t -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j LIBVIRT_' | sed 's/^-A/-D/' |
+        while read -r r; do eval "$cmd -t $t $r"; done
+      for c in $($cmd -t $t -S 2>/dev/null | awk '/^-N LIBVIRT_/{print $2}'); do $cmd -t $t -F "$c"; done
+      for c in $($cmd -t $t -S 2>/dev/null | awk '/^-N LIBVIRT_/{print $2}'); do $cmd -t $t -X "$c"; done
+    done
+  done
+  # the iptables-nft tables themselves, if libvirt's iptables calls created them and they are empty now
+  if [ "$HAD_XT_TABLES" = 0 ]; then
+    for f in ip ip6; do for t in filter nat mangle; do
+      nft list table $f $t 2>/dev/null | grep -qE '^\s+(jump|goto|counter|accept|drop|masquerade|ip |ip6 |meta |ct )' ||
+        nft delete table $f $t 2>/dev/null || true
+    done; done
+  fi
+  echo "removed libvirt's firewall chains"
+}
 cleanup() {
   local rc=$?
   if [ $VM_UP = 1 ] && [ "${MC_VM_KEEP:-0}" != 1 ]; then
     step "destroy the VM"; (cd "$ROOT" && vagrant destroy -f) 2>&1 | tee -a "$LOG" || true
   fi
   for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null && echo "stopped daemon pid $pid"; done
+  if [ ${#STARTED[@]} -gt 0 ]; then
+    [ "$HAD_LIBVIRT_FW" = 0 ] && remove_libvirt_firewall
+    echo "$FWD_BEFORE" > /proc/sys/net/ipv4/ip_forward
+  fi
   local d=$(( $(date +%s) - T0 ))
   echo; echo "vm-test: $([ $rc = 0 ] && echo PASSED || echo FAILED) in $((d / 60))m$((d % 60))s (log: $LOG)" | tee -a "$LOG"
   exit $rc

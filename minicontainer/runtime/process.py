@@ -210,7 +210,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
         _cleanup_cgroup(cg)
         if cfg.network == "bridge":
             from .. import network
-            network.detach(rec["id"])
+            _detach(network, rec["id"])
         if err is not None or init_pid is None:
             ecode, _, msg = (err or "125 container process died before it started").partition(" ")
             raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
@@ -240,12 +240,33 @@ def _attach(network, rec, cfg, pid):
     fd = os.open("/run/lock/minicontainer-net.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        return network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
-                              ports=[network.parse_publish(p) for p in cfg.ports])
+        net = network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
+                             ports=[network.parse_publish(p) for p in cfg.ports])
+        network.refresh_hosts(_bridge_containers(rec["id"]))   # the others learn the new name
+        return net
     except MiniContainerError:
         raise
     except Exception as exc:  # pyroute2's NetlinkError and friends
         raise ContainerError(f"network attach {rec['name']}: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _bridge_containers(exclude: str) -> list[dict]:
+    """Records of the other running containers on the bridge (for their /etc/hosts)."""
+    return [r for r in state.all_records()
+            if r["id"] != exclude and r.get("status") in ("running", "paused")
+            and (r.get("network") or {}).get("mode") == "bridge" and state.alive(r.get("pid"), r.get("start_time"))]
+
+
+def _detach(network, cid: str) -> None:
+    """network.detach, then the other containers forget the name (under the same lock as _attach)."""
+    import fcntl
+    network.detach(cid)
+    fd = os.open("/run/lock/minicontainer-net.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        network.refresh_hosts(_bridge_containers(cid))
     finally:
         os.close(fd)
 

@@ -111,15 +111,25 @@ def test_kill_with_signal(roots):
 
 
 def test_two_runs_at_once_get_distinct_names_addresses_state(roots):
-    cmd = [PY, "-m", "minicontainer.cli", "run", "--rm", "busybox", "sh", "-c",
-           "ip -4 -o addr show eth0 | awk '{print $4}'; hostname; sleep 1.5"]
+    # Detached, so both are certainly running at the same moment (on a slow VM a foreground
+    # `sleep 1.5` could end before the other one starts, and then reusing the address is right).
+    cmd = [PY, "-m", "minicontainer.cli", "run", "-d", "busybox", "sleep", "30"]
     ps = [subprocess.Popen(cmd, env=roots, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
           for _ in range(2)]
-    outs = [p.communicate(timeout=60) for p in ps]
-    assert all(p.returncode == 0 for p in ps), outs
-    ips = {o[0].split()[0] for o in outs}
-    hosts = {o[0].split()[1] for o in outs}
-    assert len(ips) == 2 and len(hosts) == 2
+    outs = [p.communicate(timeout=120) for p in ps]
+    ids = [o[0].strip() for o in outs]
+    try:
+        assert all(p.returncode == 0 for p in ps), outs
+        import json
+        recs = [json.loads(mc(roots, "inspect", cid, check=0).stdout) for cid in ids]
+        assert all(r["status"] == "running" for r in recs)
+        assert len({r["name"] for r in recs}) == 2
+        assert len({r["network"]["ip"] for r in recs}) == 2
+        assert len({r["id"] for r in recs}) == 2 and len({r["cgroup"] for r in recs}) == 2
+    finally:
+        for cid in ids:
+            if cid:
+                mc(roots, "rm", "-f", cid)
     _nothing_left(roots)
 
 
