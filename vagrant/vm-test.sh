@@ -74,7 +74,14 @@ cleanup() {
   if [ $VM_UP = 1 ] && [ "${MC_VM_KEEP:-0}" != 1 ]; then
     step "destroy the VM"; (cd "$ROOT" && vagrant destroy -f) 2>&1 | tee -a "$LOG" || true
   fi
-  for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null && echo "stopped daemon pid $pid"; done
+  for pid in "${STARTED[@]}"; do
+    kill "$pid" 2>/dev/null && echo "stopped daemon pid $pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  # pid files of the daemons we stopped (dbus refuses to start next time while its file exists)
+  for f in /run/dbus/pid /run/libvirtd.pid /run/virtlogd.pid /run/virtlockd.pid; do
+    if [ -f "$f" ] && ! kill -0 "$(cat "$f")" 2>/dev/null; then rm -f "$f"; fi
+  done
   if [ ${#STARTED[@]} -gt 0 ]; then
     [ "$HAD_LIBVIRT_FW" = 0 ] && remove_libvirt_firewall
     echo "$FWD_BEFORE" > /proc/sys/net/ipv4/ip_forward
@@ -86,6 +93,8 @@ cleanup() {
 trap cleanup EXIT
 if ! systemctl is-active -q libvirtd 2>/dev/null; then
   mkdir -p /run/dbus
+  # a pid file left by a dbus-daemon that is gone (an earlier run killed it) makes dbus refuse to start
+  if [ -f /run/dbus/pid ] && ! kill -0 "$(cat /run/dbus/pid)" 2>/dev/null; then rm -f /run/dbus/pid; fi
   start_daemon dbus-daemon dbus-daemon --system --fork
   start_daemon virtlogd virtlogd -d
   start_daemon virtlockd virtlockd -d
