@@ -322,3 +322,33 @@ def test_logs_follow_streams_until_the_container_stops(roots):
     finally:
         mc(roots, "rm", "-f", "mcrt-f")
     _nothing_left(roots)
+
+
+def test_image_verbs_build_run_commit_images_rmi(roots, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "greeting").write_text("hi from a built image\n")
+    (ctx / "Containerfile").write_text("FROM busybox\nCOPY greeting /greeting\nRUN echo built > /built\n"
+                                       'CMD ["cat", "/greeting", "/built"]\n')
+    p = mc(roots, "build", "-t", "mcrt-img", str(ctx), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert mc(roots, "run", "--rm", "--network", "none", "mcrt-img").stdout == "hi from a built image\nbuilt\n"
+    mc(roots, "run", "--name", "mcrt-commit", "--network", "none", "mcrt-img", "sh", "-c", "echo changed > /built",
+       check=0)
+    try:
+        p = mc(roots, "commit", "mcrt-commit", "mcrt-img2")
+        assert p.returncode == 0, p.stderr
+    finally:
+        mc(roots, "rm", "mcrt-commit", check=0)
+    assert mc(roots, "run", "--rm", "--network", "none", "mcrt-img2").stdout == "hi from a built image\nchanged\n"
+    listed = mc(roots, "images", check=0).stdout
+    assert "mcrt-img:latest" in listed and "mcrt-img2:latest" in listed
+    p = mc(roots, "rmi", "mcrt-img")
+    assert p.returncode == 0 and p.stdout.startswith("untagged: mcrt-img:latest\ndeleted: ")
+    # the layers it shares with mcrt-img2 stay: the child image still runs
+    assert mc(roots, "run", "--rm", "--network", "none", "mcrt-img2").stdout == "hi from a built image\nchanged\n"
+    assert mc(roots, "rmi", "mcrt-img2").returncode == 0
+    listed = mc(roots, "images", check=0).stdout
+    assert "mcrt-img" not in listed and "busybox:latest" in listed
+    assert mc(roots, "rmi", "mcrt-nosuch").returncode == 125
+    _nothing_left(roots)
