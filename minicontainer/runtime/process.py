@@ -79,21 +79,24 @@ def create(cfg: ContainerConfig) -> dict:
     _die_at("validated")
     cid = os.urandom(32).hex()          # not `secrets`: its import (hmac, hashlib) costs ~5 ms a start
     with state.locked():
-        names = {r.get("name") for r in state.all_records()}
         name = cfg.name
-        if name in names:
+        if name is not None and not state.claim_name(name, cid):
             raise ConflictError(f"container name {name!r} is already in use",
                                 hint=f"remove it (minicontainer rm {name}) or choose another --name")
         if name is None:
             i = 0
-            while f"mc_{cid[:8]}{i or ''}" in names:
+            while not state.claim_name(f"mc_{cid[:8]}{i or ''}", cid):
                 i += 1
             name = f"mc_{cid[:8]}{i or ''}"
         rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
                "created": time.time(), "pid": None, "owner": _me(), "exit_code": None, "cgroup": _cgroup_name(cid)}
-        state.write(rec)
+        try:
+            state.write(rec)
+        except BaseException:
+            state.release_name(name, cid)
+            raise
     _die_at("record")
     try:
         layer = store.create_container_layer(cid)
@@ -717,6 +720,10 @@ def gc() -> list[str]:
             state.update(rec["id"], status="stopped", pid=None, owner=None, exit_code=137)
             removed.append(f"process of {rec['id'][:12]} (marked stopped)")
     known = {r["id"] for r in state.all_records()}
+    with state.locked():
+        for name in state.stale_names():
+            (state.root() / "names" / name).unlink(missing_ok=True)
+            removed.append(f"name {name} (no container record)")
     removed += _gc_orphan_cgroups({_cgroup_name(cid) for cid in known})
     cdir = paths.data_root() / "containers"
     if cdir.is_dir():

@@ -352,3 +352,20 @@ def test_image_verbs_build_run_commit_images_rmi(roots, tmp_path):
     assert "mcrt-img" not in listed and "busybox:latest" in listed
     assert mc(roots, "rmi", "mcrt-nosuch").returncode == 125
     _nothing_left(roots)
+
+
+def test_names_are_indexed_reused_after_rm_and_stale_ones_collected(roots):
+    names = Path(roots["MINICONTAINER_STATE_ROOT"], "names")
+    mc(roots, "create", "--name", "mcrt-n", "--network", "none", "busybox", "true", check=0)
+    assert (names / "mcrt-n").exists()
+    assert mc(roots, "create", "--name", "mcrt-n", "--network", "none", "busybox", "true").returncode == 125
+    mc(roots, "rm", "mcrt-n", check=0)
+    assert not (names / "mcrt-n").exists()
+    # a crash between claiming a name and writing the record leaves a stale name file
+    (names / "mcrt-stale").write_text("0" * 64)
+    assert mc(roots, "gc", check=0).stdout.strip() == "removed name mcrt-stale (no container record)"
+    (names / "mcrt-stale").write_text("0" * 64)
+    p = mc(roots, "run", "--rm", "--name", "mcrt-stale", "--network", "none", "busybox", "true")
+    assert p.returncode == 0, p.stderr                       # taken over, then released by --rm
+    assert not (names / "mcrt-stale").exists()
+    _nothing_left(roots)
