@@ -130,6 +130,8 @@ echo "$(ls "$MC_WHEELHOUSE"/*.whl | wc -l) wheels in $MC_WHEELHOUSE"
 # a free host port for the forward (8888 may be taken on this host)
 export MC_HOST_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cd "$ROOT"
+step "vagrant validate"
+vagrant validate || fail "vagrant validate"
 (vagrant destroy -f >/dev/null 2>&1 || true)
 step "vagrant up (box $MC_BOX, provider libvirt, driver ${MC_LIBVIRT_DRIVER:-kvm}; first provisioning)"
 VM_UP=1
