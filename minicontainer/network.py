@@ -235,11 +235,12 @@ def refresh_hosts(records) -> list[str]:
             try:
                 fds.append(os.open("etc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[0]))
                 fds.append(os.open("hosts", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[1]))
+                text = att.hosts_file()
                 with open(fds.pop(), "r+", closefd=True) as f:
-                    if f.read() == att.hosts_file():
+                    if f.read() == text:
                         continue
                     f.seek(0)
-                    f.write(att.hosts_file())
+                    f.write(text)
                     f.truncate()
             finally:
                 for fd in fds:

@@ -21,6 +21,7 @@ Fault injection for tests: ``MINICONTAINER_TEST_DIE_AT=<step>`` SIGKILLs the run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -172,7 +173,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
             net = None
             if cfg.network == "bridge":
                 from .. import network
-                stack.callback(network.detach, rec["id"])
+                stack.callback(_detach, network, rec["id"])
                 net = _attach(network, rec, cfg, pid)
                 etc["/etc/hosts"] = net.hosts_file()
                 etc["/etc/resolv.conf"] = net.resolv_conf()
@@ -235,24 +236,33 @@ def _network_peer(cfg) -> dict:
     return peer
 
 
-def _attach(network, rec, cfg, pid):
-    """network.attach, serialised host-wide: two first starts at once raced creating the bridge
-    (pyroute2 NetlinkError 17 "File exists"; reported to issue 7). Unexpected library errors become
-    one-line ContainerErrors."""
+@contextlib.contextmanager
+def _net_lock():
+    """Host-wide lock around plugging containers in and out: two first starts at once raced creating
+    the bridge (pyroute2 NetlinkError 17 "File exists"), and a last detach deleting the bridge could
+    race a start plugging into it."""
     import fcntl
     fd = os.open("/run/lock/minicontainer-net.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        net = network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
-                             ports=[network.parse_publish(p) for p in cfg.ports])
-        network.refresh_hosts(_bridge_containers(rec["id"]))   # the others learn the new name
-        return net
+        yield
+    finally:
+        os.close(fd)
+
+
+def _attach(network, rec, cfg, pid):
+    """network.attach under the network lock; the other containers learn the new name. Unexpected
+    library errors become one-line ContainerErrors."""
+    try:
+        with _net_lock():
+            net = network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
+                                 ports=[network.parse_publish(p) for p in cfg.ports])
+            network.refresh_hosts(_bridge_containers(rec["id"]))
+            return net
     except MiniContainerError:
         raise
     except Exception as exc:  # pyroute2's NetlinkError and friends
         raise ContainerError(f"network attach {rec['name']}: {exc}") from exc
-    finally:
-        os.close(fd)
 
 
 def _bridge_containers(exclude: str) -> list[dict]:
@@ -263,15 +273,10 @@ def _bridge_containers(exclude: str) -> list[dict]:
 
 
 def _detach(network, cid: str) -> None:
-    """network.detach, then the other containers forget the name (under the same lock as _attach)."""
-    import fcntl
-    network.detach(cid)
-    fd = os.open("/run/lock/minicontainer-net.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    """network.detach under the network lock; the other containers forget the name."""
+    with _net_lock():
+        network.detach(cid)
         network.refresh_hosts(_bridge_containers(cid))
-    finally:
-        os.close(fd)
 
 
 def _finish(rec, code, cfg) -> None:
@@ -711,7 +716,7 @@ def gc() -> list[str]:
             pass
         if rec.get("network"):
             from .. import network
-            network.detach(rec["id"])
+            _detach(network, rec["id"])
             removed.append(f"network {rec['id'][:12]}")
         if rec.get("config", {}).get("rm") or rec.get("status") == "created":
             _remove_all(rec)
@@ -720,10 +725,7 @@ def gc() -> list[str]:
             state.update(rec["id"], status="stopped", pid=None, owner=None, exit_code=137)
             removed.append(f"process of {rec['id'][:12]} (marked stopped)")
     known = {r["id"] for r in state.all_records()}
-    with state.locked():
-        for name in state.stale_names():
-            (state.root() / "names" / name).unlink(missing_ok=True)
-            removed.append(f"name {name} (no container record)")
+    removed += [f"name {n} (no container record)" for n in state.remove_stale_names()]
     removed += _gc_orphan_cgroups({_cgroup_name(cid) for cid in known})
     cdir = paths.data_root() / "containers"
     if cdir.is_dir():

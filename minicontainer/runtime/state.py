@@ -114,6 +114,14 @@ def _name_file(name: str) -> Path:
     return root() / "names" / name
 
 
+def _held(name_file: Path) -> bool:
+    """Does the record the name file points to exist?"""
+    try:
+        return (root() / name_file.read_text().strip() / "state.json").exists()
+    except FileNotFoundError:
+        return False
+
+
 def claim_name(name: str, cid: str) -> bool:
     """Reserve ``name`` for ``cid`` (call under :func:`locked`); False if a live record holds it."""
     f = _name_file(name)
@@ -121,8 +129,7 @@ def claim_name(name: str, cid: str) -> bool:
     try:
         fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        holder = f.read_text().strip()
-        if (root() / holder / "state.json").exists():
+        if _held(f):
             return False
         fd = os.open(f, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)      # stale: take it over
     with os.fdopen(fd, "w") as out:
@@ -139,13 +146,16 @@ def release_name(name: str, cid: str) -> None:
         pass
 
 
-def stale_names() -> list[str]:
-    """Name files whose record is gone (``gc`` removes them)."""
+def remove_stale_names() -> list[str]:
+    """Remove name files whose record is gone (``gc``); returns their names."""
     d = root() / "names"
     if not d.is_dir():
         return []
-    return [f.name for f in d.iterdir()
-            if not (root() / f.read_text().strip() / "state.json").exists()]
+    with locked():
+        stale = [f for f in d.iterdir() if not _held(f)]
+        for f in stale:
+            f.unlink(missing_ok=True)
+    return [f.name for f in stale]
 
 
 def alive(pid: int | None, start_time: str | None = None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,18 @@ def _nothing_left(env):
     recs = [d for d in state.iterdir() if len(d.name) == 64] if state.exists() else []
     layers = Path(env["MINICONTAINER_DATA_ROOT"], "containers")
     assert recs == [] and (not layers.exists() or list(layers.iterdir()) == [])
+
+
+@contextlib.contextmanager
+def detached(env, name, *argv):
+    """A `run -d --network none` container named ``name`` running ``argv``; removed afterwards, and
+    then nothing of it may be left."""
+    mc(env, "run", "-d", "--name", name, "--network", "none", "busybox", *argv, check=0)
+    try:
+        yield name
+    finally:
+        mc(env, "rm", "-f", name)
+    _nothing_left(env)
 
 
 def test_run_returns_exit_code_and_output(roots):
@@ -97,17 +110,13 @@ def test_detached_lifecycle_every_verb(roots):
 
 
 def test_kill_with_signal(roots):
-    mc(roots, "run", "-d", "--name", "mcrt-k", "--network", "none", "busybox",
-       "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done", check=0)
-    try:
+    with detached(roots, "mcrt-k", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"):
         mc(roots, "kill", "-s", "TERM", "mcrt-k", check=0)
         for _ in range(100):
             if "exited(7)" in mc(roots, "ps", "-a").stdout:
                 break
             time.sleep(0.05)
         assert "exited(7)" in mc(roots, "ps", "-a").stdout
-    finally:
-        mc(roots, "rm", "-f", "mcrt-k")
 
 
 def test_two_runs_at_once_get_distinct_names_addresses_state(roots):
@@ -289,15 +298,11 @@ def test_run_t_without_a_terminal_is_a_clear_error(roots):
 
 
 def test_exec_it_into_a_running_container(roots):
-    mc(roots, "run", "-d", "--name", "mcrt-x", "--network", "none", "busybox", "sleep", "60", check=0)
-    try:
+    with detached(roots, "mcrt-x", "sleep", "60"):
         code, shown = _in_terminal(roots, ["exec", "-it", "mcrt-x", "sh"],
                                    [b"echo in-$(hostname)-$$; [ -t 0 ] && echo has-tty\n", b"exit 3\n"])
         assert code == 3
         assert "has-tty\r\n" in shown and "in-" in shown
-    finally:
-        mc(roots, "rm", "-f", "mcrt-x")
-    _nothing_left(roots)
 
 
 def test_start_of_a_created_container_keeps_its_id(roots):
@@ -314,14 +319,9 @@ def test_start_of_a_created_container_keeps_its_id(roots):
 
 
 def test_logs_follow_streams_until_the_container_stops(roots):
-    mc(roots, "run", "-d", "--name", "mcrt-f", "--network", "none", "busybox",
-       "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done", check=0)
-    try:
+    with detached(roots, "mcrt-f", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done"):
         p = mc(roots, "logs", "-f", "mcrt-f", timeout=20)
         assert (p.returncode, p.stdout) == (0, "line1\nline2\nline3\n")
-    finally:
-        mc(roots, "rm", "-f", "mcrt-f")
-    _nothing_left(roots)
 
 
 def test_image_verbs_build_run_commit_images_rmi(roots, tmp_path):
