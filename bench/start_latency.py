@@ -1,9 +1,15 @@
 """Start latency of `run --rm --network none busybox true`: minicontainer vs runc vs crun vs the
 `unshare … chroot` floor, interleaved (A B C D, A B C D, …) so that machine noise hits all alike.
 
+minicontainer is measured twice: as a plain command (MINICONTAINER_NO_SERVER=1: a fresh Python does
+all the work) and with `minicontainer serve` running (the command forwards itself; the server's spare
+has the container's cgroup joined and its root mounted before the request). Every command starts
+after the same quiet gap (GAP seconds, default 0.1), as commands typed by a person would, and so
+that the server's spare is parked again before the next request.
+
 Runs itself inside `unshare -m --propagation private` and unmounts /sys/fs/cgroup/unified there only
 (crun refuses hybrid cgroup hosts; see design notes). Same busybox root filesystem for all.
-Usage: .venv/bin/python bench/start_latency.py [N]
+Usage: .venv/bin/python bench/start_latency.py [N] [GAP]
 """
 
 import os
@@ -19,8 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv/bin/python")
 
 
+GAP = 0.1
+
+
 def _seq(cmds, env) -> float | None:
     """Run the commands one after another; total ms, or None if one failed."""
+    time.sleep(GAP)
     t = time.perf_counter()
     for c in cmds:
         if subprocess.run(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
@@ -41,8 +51,9 @@ def main(n: int) -> None:
     sys.path.insert(0, str(ROOT))
     from minicontainer import busybox
     work = Path(tempfile.mkdtemp(prefix="mcbench-"))
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(work / "state"),
-               MINICONTAINER_DATA_ROOT=str(work / "data"))
+    served = dict(os.environ, MINICONTAINER_STATE_ROOT=str(work / "state"),
+                  MINICONTAINER_DATA_ROOT=str(work / "data"))
+    env = dict(served, MINICONTAINER_NO_SERVER="1")
     try:
         bundle = work / "bundle"
         busybox.build_rootfs(bundle / "rootfs")
@@ -52,22 +63,25 @@ def main(n: int) -> None:
         spec["process"]["args"] = ["true"]
         spec["process"]["terminal"] = False
         (bundle / "config.json").write_text(json.dumps(spec))
+        mcrun = [str(ROOT / ".venv/bin/minicontainer"), "run", "--rm", "--network", "none", "busybox", "true"]
         cmds = {
-            "minicontainer": [PY, "-m", "minicontainer.cli", "run", "--rm", "--network", "none", "busybox", "true"],
-            "minicontainer (cmd)": [str(ROOT / ".venv/bin/minicontainer"), "run", "--rm", "--network", "none", "busybox", "true"],
-            "minicontainer -I": [PY, "-I", "-c", "import sys; sys.path.insert(0, %r); from minicontainer.cli import main; sys.exit(main(sys.argv[1:]))" % str(ROOT),
-                                 "run", "--rm", "--network", "none", "busybox", "true"],
+            "minicontainer": mcrun,
+            "minicontainer+serve": mcrun,
             "runc": ["runc", "--root", str(work / "runc"), "run", "--bundle", str(bundle), "mcb"],
             "crun": ["crun", "--root", str(work / "crun"), "run", "--bundle", str(bundle), "mcb"],
             "unshare+chroot": ["unshare", "-mupinf", "chroot", str(bundle / "rootfs"), "true"],
         }
         subprocess.run(cmds["minicontainer"], env=env, check=True)  # import busybox image once
+        subprocess.run([PY, "-m", "minicontainer.cli", "serve", "-d"], env=served, check=True,
+                       stdout=subprocess.DEVNULL)
         times = {k: [] for k in cmds}
         fails = {k: 0 for k in cmds}
         for _ in range(n):
             for k, c in cmds.items():
+                time.sleep(GAP)
                 t = time.perf_counter()
-                rc = subprocess.run(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+                rc = subprocess.run(c, env=served if "serve" in k else env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL).returncode
                 dt = time.perf_counter() - t
                 if rc == 0:
                     times[k].append(dt * 1000)
@@ -77,10 +91,12 @@ def main(n: int) -> None:
 
         # create + start + delete: the three verbs a container engine calls (docker → runc), each a
         # process of its own; the container runs `true` and has exited before the delete.
-        mc = [PY, "-m", "minicontainer.cli"]
+        mc = [str(ROOT / ".venv/bin/minicontainer")]
+        mcseq = [mc + ["create", "--name", "mcb", "--network", "none", "busybox", "true"],
+                 mc + ["start", "-a", "mcb"], mc + ["rm", "mcb"]]
         seqs = {
-            "minicontainer": lambda: _seq([mc + ["create", "--name", "mcb", "--network", "none", "busybox", "true"],
-                                           mc + ["start", "-a", "mcb"], mc + ["rm", "mcb"]], env),
+            "minicontainer": lambda: _seq(mcseq, env),
+            "minicontainer+serve": lambda: _seq(mcseq, served),
             "runc": lambda: _seq([["runc", "--root", str(work / "runc"), "create", "--bundle", str(bundle), "mcb"],
                                   ["runc", "--root", str(work / "runc"), "start", "mcb"],
                                   ["runc", "--root", str(work / "runc"), "delete", "-f", "mcb"]], env),
@@ -99,14 +115,16 @@ def main(n: int) -> None:
                     times[k].append(dt)
         _report("create + start + delete", times, fails)
     finally:
+        subprocess.run([PY, "-m", "minicontainer.cli", "serve", "--stop"], env=served, stdout=subprocess.DEVNULL)
         subprocess.run([PY, "-m", "minicontainer.cli", "gc"], env=env, stdout=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    GAP = float(sys.argv[2]) if len(sys.argv) > 2 else GAP
     if os.environ.get("MCBENCH_INNER") != "1":
-        os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable, __file__, str(n)],
-                   dict(os.environ, MCBENCH_INNER="1"))
+        os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable, __file__, str(n),
+                               str(GAP)], dict(os.environ, MCBENCH_INNER="1"))
     subprocess.run(["umount", "/sys/fs/cgroup/unified"], stderr=subprocess.DEVNULL)
     main(n)

@@ -13,14 +13,24 @@ Each can be moved with an environment variable (tests use private roots).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 CGROUP_PARENT = os.environ.get("MINICONTAINER_CGROUP_PARENT", "minicontainer")
 
 
+def _state_root() -> str:
+    return os.environ.get("MINICONTAINER_STATE_ROOT", "/run/minicontainer")
+
+
 def state_root() -> Path:
-    return Path(os.environ.get("MINICONTAINER_STATE_ROOT", "/run/minicontainer"))
+    from pathlib import Path  # here, not at the top: the server's client imports this module
+    return Path(_state_root())
 
 
 def data_root() -> Path:
+    from pathlib import Path
     return Path(os.environ.get("MINICONTAINER_DATA_ROOT", "/var/lib/minicontainer"))
+
+
+def server_socket() -> str:
+    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
+    return os.path.join(_state_root(), "server.sock")

@@ -159,9 +159,10 @@ def _mask(path: str, root: str = "/") -> None:
         os.close(fd)
 
 
-def _readonly(path: str) -> None:
+def _readonly(path: str, root: str = "/") -> None:
+    """Make ``path`` (inside ``root``) a read-only bind mount of itself."""
     try:
-        fd = open_in_root("/", path)
+        fd = open_in_root(root, path)
     except FileNotFoundError:
         return
     try:
@@ -169,7 +170,14 @@ def _readonly(path: str) -> None:
         sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
     finally:
         os.close(fd)
-    _remount_ro(path, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    try:
+        fd = open_in_root(root, path)    # again: the new mount is on top now, remount that one
+    except FileNotFoundError:
+        return
+    try:
+        _remount_ro(f"/proc/self/fd/{fd}", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    finally:
+        os.close(fd)
 
 
 def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
@@ -181,9 +189,20 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
     volume) but never sends ours back, so nothing we mount leaks to the host. pivot_root only requires
     that neither the old root nor new_root's parent be *shared*; slave satisfies that. Then new_root
     itself is made private so the pivot cannot EINVAL on it.
+
+    Two halves, so that the runtime can do the first before it knows the request (runtime/process.py):
+    :func:`prepare_root` (the API file systems) and :func:`enter_root` (volumes, /etc, pivot, masks).
     """
+    volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]   # bad input: before any mount
+    root = prepare_root(root, mount_proc=mount_proc)
+    enter_root(root, volumes=volumes, readonly=readonly, hostname=hostname, etc_files=etc_files,
+               mount_proc=mount_proc)
+
+
+def prepare_root(root: str, *, mount_proc: bool = True) -> str:
+    """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
+    masked and read-only paths. Returns the resolved root."""
     root = os.path.realpath(root)
-    volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
         # pivot_root's EINVAL "new_root is not a mount point": bind it onto itself.
@@ -195,7 +214,24 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
     _mount_on("sysfs", root, "/sys", "sysfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
     _mount_dev(root)
     _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+    # Masked and read-only paths now, under ``root`` (symlink-safe, through /proc/self/fd), not after
+    # the pivot as runc does: the result is the same mounts, and here they are done before the
+    # request arrives (a parked container, runtime/process.py). /sys is masked even without our own
+    # /proc; /proc's paths only when we mounted it.
+    for p in MASKED_PATHS:
+        if mount_proc or p.startswith("/sys"):
+            _mask(p, root)
+    if mount_proc:
+        for p in READONLY_PATHS:
+            _readonly(p, root)
+    return root
 
+
+def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
+               etc_files: dict[str, str] | None = None, mount_proc: bool = True) -> None:
+    """The second half of :func:`setup_root`: volumes and generated /etc files (while the host is
+    still reachable), pivot_root, and a read-only root if asked."""
+    volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
     for v in volumes:
         kind = "dir" if os.path.isdir(v.source) else "file"
         _mount_on(v.source, root, v.target, None, sc.MS_BIND | sc.MS_REC, create=kind)
@@ -220,23 +256,10 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                 f.write(content)
             _mount_on(src, root, dst, None, sc.MS_BIND, create="file")
 
-    if not mount_proc:
-        # Without a /proc of our own there is no /proc/self/fd after the pivot to mount through:
-        # mask what lives under /sys now, through the host's /proc.
-        for p in MASKED_PATHS:
-            if p.startswith("/sys"):
-                _mask(p, root)
-
     os.chdir(root)
     sc.pivot_root(".", ".")
     # The old root is now stacked on top of "/": detach it (lazy, it may still be busy).
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
-
-    if mount_proc:
-        for p in MASKED_PATHS:
-            _mask(p)
-        for p in READONLY_PATHS:
-            _readonly(p)
     if readonly:
         _remount_ro("/", sc.MS_NOSUID)

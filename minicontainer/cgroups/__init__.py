@@ -69,16 +69,18 @@ class Cgroup:
         return f"Cgroup({self.name!r}, {self.backend!r})"
 
     @classmethod
-    def create(cls, name: str, limits: Limits | None = None, *, backend=None) -> "Cgroup":
+    def create(cls, name: str, limits: Limits | None = None, *, backend=None,
+               controllers: set[str] | None = None) -> "Cgroup":
         """Create the group and apply ``limits``; on any failure nothing is left behind.
 
         ``limits`` is checked (a :class:`Limits` validates itself) before a directory is made.
+        ``controllers`` (v2 names) are enabled as well, for limits set later with :meth:`set_limits`.
         """
         validate_name(name)
         if limits is not None and not isinstance(limits, Limits):
             raise ConfigError(f"limits {limits!r}: not a Limits", hint="use cgroups.Limits(memory='64m', …)")
         backend = backend or default_backend()
-        backend.create(name, limits.controllers() if limits else set())
+        backend.create(name, (limits.controllers() if limits else set()) | set(controllers or ()))
         cg = cls(name, backend)
         try:
             if limits is not None:

@@ -78,7 +78,8 @@ def create(cfg: ContainerConfig) -> dict:
         raise ContainerError("no command given and the image has none",
                              hint="add a command: minicontainer run IMAGE CMD…", )
     _die_at("validated")
-    cid = os.urandom(32).hex()          # not `secrets`: its import (hmac, hashlib) costs ~5 ms a start
+    spare = _parked_for(img.id, cfg)    # made by `minicontainer serve` for such a run: take its id
+    cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
     with state.locked():
         name = cfg.name
         if name is not None and not state.claim_name(name, cid):
@@ -92,7 +93,8 @@ def create(cfg: ContainerConfig) -> dict:
         rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
-               "created": time.time(), "pid": None, "owner": _me(), "exit_code": None, "cgroup": _cgroup_name(cid)}
+               "created": time.time(), "pid": None, "owner": _me(), "exit_code": None,
+               "cgroup": spare.cg.name if spare else _cgroup_name(cid)}
         try:
             state.write(rec)
         except BaseException:
@@ -100,9 +102,12 @@ def create(cfg: ContainerConfig) -> dict:
             raise
     _die_at("record")
     try:
-        layer = store.create_container_layer(cid)
+        if spare:
+            rec["upperdir"], rec["workdir_ovl"] = spare.claim_layer()
+        else:
+            layer = store.create_container_layer(cid)
+            rec["upperdir"], rec["workdir_ovl"] = str(layer.upperdir), str(layer.workdir)
         store.mark_in_use(img.id, cid)
-        rec["upperdir"], rec["workdir_ovl"] = str(layer.upperdir), str(layer.workdir)
         state.write(rec)
         _die_at("layer")
     except BaseException:
@@ -141,65 +146,50 @@ def start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
 
 
 def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
-    from .. import syscalls as sc
     cfg = ContainerConfig.from_dict(rec["config"])
     if rec["status"] != "created":
         raise ContainerError(f"container {rec['name']} is {rec['status']}, not created",
                              hint="only a created container can be started; run a new one")
     peer = _network_peer(cfg) if cfg.network.startswith("container:") else None
-    state.update(rec["id"], owner=_me())
+    child = _take_parked()
+    if child is not None and child.cid != rec["id"]:
+        child.discard()                      # made for another kind of request: not this one
+        child = None
+    if rec.get("owner") != _me():            # `start` of a created one (create wrote ours, and
+        state.update(rec["id"], owner=_me())   # the spare's cgroup when it took the spare's id)
     with ExitStack() as stack:
-        from ..cgroups import Cgroup
-        cg = Cgroup.create(rec["cgroup"], cfg.limits())
-        stack.callback(_cleanup_cgroup, cg)
-        _die_at("cgroup")
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(sync_w)
-                os.close(err_r)
-                _child(rec, cfg, sync_r, err_w, stdio)
-            finally:
-                os._exit(125)
-        os.close(sync_r)
-        os.close(err_w)
-        stack.callback(_reap_child, pid)
-        _die_at("forked")
-        try:
-            cg.add(pid)
-            etc = {"/etc/hostname": (cfg.hostname or rec["id"][:12]) + "\n"}
-            net = None
-            if cfg.network == "bridge":
-                from .. import network
-                stack.callback(_detach, network, rec["id"])
-                net = _attach(network, rec, cfg, pid)
-                etc["/etc/hosts"] = net.hosts_file()
-                etc["/etc/resolv.conf"] = net.resolv_conf()
-            elif peer is not None:
-                # container:NAME — the child joins the peer's network namespace (setns) instead of
-                # a new one: same interfaces, addresses, ports; and the peer's /etc/hosts view.
-                from .. import network
-                if peer.get("network"):
-                    other = network.Attachment.from_dict(peer["network"])
-                    etc["/etc/hosts"] = other.hosts_file()
-                    etc["/etc/resolv.conf"] = other.resolv_conf()
-                net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
-            _die_at("network")
-            os.write(sync_w, json.dumps({"etc": etc, "join_net": peer["pid"] if peer else None}).encode())
-        finally:
-            os.close(sync_w)
-        # First line: the container's PID 1 as seen from the host; then EOF on exec, or an error line.
-        data = b""
-        while True:
-            chunk = os.read(err_r, 4096)
-            if not chunk:
-                break
-            data += chunk
-        os.close(err_r)
-        lines = data.decode(errors="replace").splitlines()
-        init_pid = int(lines[0]) if lines and lines[0].isdigit() else None
+        if child is None:
+            child = park(_spec(rec, cfg, peer), rec["cgroup"], cfg.limits())
+        else:
+            limits = cfg.limits()
+            if limits is not None:
+                child.cg.set_limits(limits)   # still before any code of the container runs
+        stack.callback(_cleanup_cgroup, child.cg)
+        stack.callback(_reap_child, child.pid)
+        stack.callback(child.close)
+        pid, cg = child.pid, child.cg
+        etc = {"/etc/hostname": (cfg.hostname or rec["id"][:12]) + "\n"}
+        net = None
+        if cfg.network == "bridge":
+            from .. import network
+            stack.callback(_detach, network, rec["id"])
+            net = _attach(network, rec, cfg, pid)
+            etc["/etc/hosts"] = net.hosts_file()
+            etc["/etc/resolv.conf"] = net.resolv_conf()
+        elif peer is not None:
+            # container:NAME — the child joined the peer's network namespace (setns) instead of
+            # making one: same interfaces, addresses, ports; and the peer's /etc/hosts view.
+            from .. import network
+            if peer.get("network"):
+                other = network.Attachment.from_dict(peer["network"])
+                etc["/etc/hosts"] = other.hosts_file()
+                etc["/etc/resolv.conf"] = other.resolv_conf()
+            net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
+        _die_at("network")
+        child.release(rec, etc, [fd if fd is not None else i for i, fd in enumerate(stdio)])
+        # After the line with the container's PID 1: EOF when it execs, or one error line.
+        lines = child.outcome()
+        init_pid = child.gpid
         err = next((ln for ln in lines[1:] if ln), None) if lines else None
         if err is None and init_pid:
             state.update(rec["id"], status="running", pid=init_pid, runtime_pid=pid,
@@ -220,6 +210,196 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
             raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
         _finish(rec, code, cfg)
         return code
+
+
+def _spec(rec: dict, cfg, peer) -> dict:
+    """What the container's first processes need before the request's details: namespaces, layers."""
+    own_net = cfg.network != "host" and peer is None
+    return {"cid": rec["id"], "names": ["mnt", "uts", "ipc", "pid"] + (["net"] if own_net else []),
+            "join_net": peer["pid"] if peer else None, "lowerdirs": rec["lowerdirs"],
+            "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"]}
+
+
+# --- the container's first processes, parked ---------------------------------------------------
+class Parked:
+    """The container's first processes, made and moved into their cgroup before the request's details.
+
+    Joining a cgroup is the slowest step of a start: the first write to ``cgroup.procs`` after a
+    quiet moment waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem entering its
+    writer mode), 7–16 ms on the 2-core CI VM — longer than all the rest. So :func:`park` forks C,
+    which unshares the namespaces and forks G (PID 1 of the new PID namespace), and *while* the
+    runtime's write waits, G mounts the overlay and the API file systems (``rootfs.prepare_root``).
+    Then G waits on a socket for its *release*: the record (command, env, user, volumes…), the
+    generated /etc files and its stdin/stdout/stderr as file descriptors (SCM_RIGHTS: a spare's
+    request did not exist when G was forked). ``start`` parks on the spot and releases at once;
+    ``minicontainer serve`` keeps a spare parked in advance (server.py), so a ``run`` finds its
+    container half made. Errors come back as one line on an O_CLOEXEC pipe, as before.
+    """
+
+    def __init__(self, cg, spec: dict, pid: int, sock, err_r: int):
+        self.cg, self.spec, self.pid, self.sock, self.err_r = cg, spec, pid, sock, err_r
+        self.cid = spec["cid"]
+        self.gpid: int | None = None
+        self.owner = os.getpid()
+        self.owns_layer = False            # a spare made its layer; a record owns it once claimed
+        self._data = b""
+
+    def _read_gpid(self) -> None:
+        """C's first line: G's pid on the host. An error line instead: raise it."""
+        while b"\n" not in self._data and self.err_r >= 0:
+            chunk = os.read(self.err_r, 4096)
+            if not chunk:
+                break
+            self._data += chunk
+        first = self._data.split(b"\n", 1)[0]
+        if not first.isdigit():
+            raise self._failure()
+        self.gpid = int(first)
+
+    def _failure(self) -> ExecError:
+        lines = self.outcome()
+        err = next((ln for ln in lines if ln and not ln.isdigit()), None)
+        code, _, msg = (err or "125 container set-up failed").partition(" ")
+        return ExecError(msg, exit_code=int(code) if code.isdigit() else 125)
+
+    def claim_layer(self) -> tuple[str, str]:
+        """``create`` takes the spare's writable layer for its record."""
+        self.owns_layer = False
+        try:
+            os.unlink(os.path.join(os.path.dirname(self.spec["upperdir"]), "spare"))
+        except FileNotFoundError:
+            pass
+        return self.spec["upperdir"], self.spec["workdir_ovl"]
+
+    def release(self, rec: dict, etc: dict, stdio: list[int]) -> None:
+        import _socket
+        body = json.dumps({"rec": rec, "etc": etc}).encode()
+        anc = b"".join(fd.to_bytes(4, sys.byteorder) for fd in stdio)
+        try:
+            self.sock.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, anc)])
+        except OSError:
+            raise self._failure() from None       # G died while preparing: say why
+        self.close()
+
+    def outcome(self) -> list[str]:
+        """Everything C and G wrote: G's pid, then nothing (it exec'd) or an error line."""
+        while self.err_r >= 0:
+            chunk = os.read(self.err_r, 4096)
+            if not chunk:
+                os.close(self.err_r)
+                self.err_r = -1
+                break
+            self._data += chunk
+        return self._data.decode(errors="replace").splitlines()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def discard(self) -> None:
+        """Not needed after all (the server stops, or the request did not fit): leave nothing."""
+        self.close()
+        _reap_child(self.pid)
+        if self.err_r >= 0:
+            os.close(self.err_r)
+            self.err_r = -1
+        _cleanup_cgroup(self.cg)
+        if self.owns_layer:
+            _store().remove_container_layer(self.cid)
+
+
+def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
+    """Create the cgroup (``limits`` applied first), fork C (and through it G) into it, parked."""
+    import _socket
+    from ..cgroups import Cgroup
+    cg = Cgroup.create(cgroup_name or f"mc-{os.urandom(8).hex()}", limits,
+                       controllers=None if cgroup_name else {"memory", "cpu", "pids"})
+    _die_at("cgroup")
+    try:
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a.close()
+                os.close(err_r)
+                _child(spec, b, err_w)
+            finally:
+                os._exit(125)
+        b.close()
+        os.close(err_w)
+        child = Parked(cg, spec, pid, a, err_r)
+    except BaseException:
+        _cleanup_cgroup(cg)
+        raise
+    try:
+        cg.add(pid)            # the slow write: meanwhile C unshares, forks G, and G mounts
+        child._read_gpid()
+        cg.add(child.gpid)     # G may have been forked just before C joined: make sure (fast now)
+    except BaseException as exc:
+        # G died preparing (a missing layer, a failed mount): its error line is the real cause
+        failure = child._failure() if isinstance(exc, MiniContainerError) else None
+        child.discard()
+        if failure is not None and "set-up failed" not in str(failure):
+            raise failure from None
+        raise
+    _die_at("forked")
+    return child
+
+
+def park_spare(image: str = "busybox") -> Parked:
+    """For ``minicontainer serve``: a container for the next ``run`` of ``image`` with its own network
+    namespace, parked before anyone asked — its id, layer and cgroup are fresh and random, and it is
+    discarded unless a request that fits takes it. A ``spare`` file in its layer keeps ``gc`` away."""
+    store = _store()
+    img = _image(store, image)
+    cid = os.urandom(32).hex()
+    layer = store.create_container_layer(cid)
+    (layer.path / "spare").write_text(json.dumps(_me()))
+    spec = {"cid": cid, "names": ["mnt", "uts", "ipc", "pid", "net"], "join_net": None,
+            "lowerdirs": img.lowerdirs, "upperdir": str(layer.upperdir), "workdir_ovl": str(layer.workdir),
+            "image_id": img.id}
+    try:
+        child = park(spec)
+    except BaseException:
+        store.remove_container_layer(cid)
+        raise
+    child.owns_layer = True
+    return child
+
+
+_parked: Parked | None = None
+
+
+def set_parked(child: Parked | None) -> None:
+    """The server's spare (server.py): the next ``run`` in this process uses it if it fits."""
+    global _parked
+    _parked = child
+
+
+def _parked_for(image_id: str, cfg) -> Parked | None:
+    """The parked spare, if this process may use it for ``cfg``: same image, a network namespace of
+    its own (bridge or none), and started here (not by a ``run -d`` supervisor)."""
+    c = _parked
+    if c is None or c.owner != os.getpid() or c.spec.get("image_id") != image_id \
+            or cfg.network not in ("bridge", "none"):
+        return None
+    return c
+
+
+def _take_parked() -> Parked | None:
+    global _parked
+    child, _parked = _parked, None
+    if child is not None and child.owner != os.getpid():
+        return None       # a forked supervisor (run -d): the child is not ours to wait for
+    return child
+
+
+def discard_parked() -> None:
+    child = _take_parked()
+    if child is not None:
+        child.discard()
 
 
 def _network_peer(cfg) -> dict:
@@ -306,8 +486,9 @@ def _reap_child(pid: int) -> None:
         pass
 
 
-def _child(rec, cfg, sync_r, err_w, stdio) -> None:
-    """Runs in the forked child; never returns (the caller's finally does os._exit)."""
+def _child(spec: dict, sock, err_w) -> None:
+    """C: unshare, fork G (PID 1), report G's pid, wait for it. Never returns (the caller's finally
+    does os._exit)."""
     from .. import syscalls as sc
     from ..namespaces import flags_for
 
@@ -318,28 +499,15 @@ def _child(rec, cfg, sync_r, err_w, stdio) -> None:
 
     try:
         sc.set_pdeathsig(signal.SIGKILL)
-        shared_net = cfg.network == "host" or cfg.network.startswith("container:")
-        names = ["mnt", "uts", "ipc", "pid"] + ([] if shared_net else ["net"])
-        sc.unshare(flags_for(names))
-        data = b""
-        while True:
-            chunk = os.read(sync_r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        if not data:
-            os._exit(125)  # the runtime died before releasing us
-        msg = json.loads(data)
-        if msg.get("join_net"):
+        sc.unshare(flags_for(spec["names"]))
+        if spec.get("join_net"):
             from ..namespaces import enter
-            enter(msg["join_net"], ["net"])
-        for i, fd in enumerate(stdio):
-            if fd is not None:
-                os.dup2(fd, i)
+            enter(spec["join_net"], ["net"])
         gpid = os.fork()
         if gpid:
             os.write(err_w, f"{gpid}\n".encode())
             os.close(err_w)
+            sock.close()
             signal.signal(signal.SIGTERM, lambda s, f: os.kill(gpid, s))
             signal.signal(signal.SIGINT, lambda s, f: os.kill(gpid, s))
             while True:
@@ -350,27 +518,44 @@ def _child(rec, cfg, sync_r, err_w, stdio) -> None:
                     continue
             os._exit(exit_code(status))
         sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or supervisor) died: so does the container
-        _container_init(rec, cfg, msg, fail)
+        _container_init(spec, sock, fail)
     except MiniContainerError as exc:
         fail(getattr(exc, "exit_code", 125), str(exc))
     except OSError as exc:
         fail(125, f"container set-up: {exc}")
 
 
-def _container_init(rec, cfg, msg, fail) -> None:
-    """PID 1 of the container: overlay, root, hostname, ids, exec."""
+def _container_init(spec: dict, sock, fail) -> None:
+    """G, PID 1 of the container: overlay and API file systems, then wait for the release; then
+    volumes, /etc, pivot_root, hostname, ids, exec."""
+    import _socket
     from .. import syscalls as sc
     from ..images.overlay import mount_overlay
-    from ..rootfs import setup_root
+    from ..rootfs import enter_root, prepare_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
-    if cfg.tty:
-        from .tty import make_controlling   # only then: it pulls in termios and threading
-    merged = os.path.join(os.path.dirname(rec["upperdir"]), "merged")
+    merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
     os.makedirs(merged, exist_ok=True)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
-    mount_overlay(merged, rec["lowerdirs"], rec["upperdir"], rec["workdir_ovl"])
-    setup_root(merged, volumes=cfg.volumes, readonly=cfg.read_only, hostname=None,
-               etc_files=msg["etc"])
+    mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
+    root = prepare_root(merged)
+
+    body, anc, _flags, _addr = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(3 * 4))
+    if not body:
+        os._exit(0)                 # discarded: nobody needs this container after all
+    sock.close()
+    fds = [int.from_bytes(data[i:i + 4], sys.byteorder)
+           for _lvl, _typ, data in anc for i in range(0, len(data) - 3, 4)]
+    for i, fd in enumerate(fds[:3]):
+        os.dup2(fd, i)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    msg = json.loads(body)
+    rec = msg["rec"]
+    cfg = ContainerConfig.from_dict(rec["config"])
+    if cfg.tty:
+        from .tty import make_controlling   # only then: it pulls in termios and threading
+    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"])
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:
         os.chdir(rec["workdir"])
@@ -691,6 +876,15 @@ def _gc_orphan_cgroups(named: set[str], min_age: float = 2.0) -> list[str]:
     return removed
 
 
+def _spare_alive(layer_dir) -> bool:
+    """Is this layer a spare of a running `minicontainer serve` (park_spare)? Then it is not litter."""
+    try:
+        owner = json.loads((layer_dir / "spare").read_text())
+    except (OSError, ValueError):
+        return False
+    return state.alive(*owner)
+
+
 def gc() -> list[str]:
     """Remove what crashed runs left (``minicontainer gc``): records whose managing process died
     without finishing, their cgroups, writable layers and network leases/veths. Only what a record
@@ -726,14 +920,17 @@ def gc() -> list[str]:
             removed.append(f"process of {rec['id'][:12]} (marked stopped)")
     known = {r["id"] for r in state.all_records()}
     removed += [f"name {n} (no container record)" for n in state.remove_stale_names()]
-    removed += _gc_orphan_cgroups({_cgroup_name(cid) for cid in known})
+    removed += _gc_orphan_cgroups({r.get("cgroup") or _cgroup_name(r["id"]) for r in state.all_records()})
     cdir = paths.data_root() / "containers"
     if cdir.is_dir():
         for d in cdir.iterdir():
-            if d.name not in known and len(d.name) == 64 and time.time() - d.stat().st_mtime > 2:
+            if d.name not in known and len(d.name) == 64 and time.time() - d.stat().st_mtime > 2 \
+                    and not _spare_alive(d):
                 _remove_all({"id": d.name})
                 removed.append(f"layer {d.name[:12]}")
     if (state.root() / "network").exists():
         from .. import network
         removed += network.gc()
+    from ..server import remove_stale_socket
+    removed += remove_stale_socket()
     return removed

@@ -42,7 +42,8 @@ def write(rec: dict) -> None:
     d = root() / rec["id"]
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / ".state.json.tmp"
-    tmp.write_text(json.dumps(rec, indent=1, sort_keys=True))
+    # no indent: json's C encoder only serves indent=None (the Python one cost ~0.5 ms a write)
+    tmp.write_text(json.dumps(rec, sort_keys=True))
     os.replace(tmp, d / "state.json")
 
 
