@@ -30,7 +30,8 @@ state root, and the server checks the peer's uid (SO_PEERCRED) as well.
 Protocol, one Unix stream connection per command. Client → server: ``MC1`` + 4-byte length + the
 NUL-separated request (kind, cwd, umask, argc, argv…, environment…) with fds 0, 1, 2 attached; later
 ``S<signal>\\n`` lines. Server → client: one line, ``W<wait status>`` (done), ``F<reason>`` (run it
-yourself) or ``E<message>`` (refused).
+yourself) or ``E<message>`` (refused); the command then acknowledges with ``A\\n``, so that a command
+that goes away *before* its answer (killed) can be told from one that has it.
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ def _converse(s, request: bytes) -> int | None:
     finally:
         for n, h in old.items():
             _signal.signal(n, h)
+    try:
+        s.send(b"A\n")      # answered: our worker may go on cleaning up after we leave
+    except OSError:
+        pass
     kind, text = reply[:1], reply[1:].strip().decode(errors="replace")
     if kind == b"F":
         return None
@@ -183,6 +188,7 @@ class _Conn:
     def __init__(self, sock):
         self.sock = sock
         self.pid: int | None = None
+        self.answered = False      # the command got its exit code (it acknowledges with "A")
 
 
 def _parse(body: bytes) -> tuple[bytes, str, int, list[str], dict]:
@@ -381,8 +387,10 @@ class Server:
             data = conn.sock.recv(256)
         except OSError:
             data = b""
+        if b"A\n" in data:
+            conn.answered = True
         if not data:                                  # the command died: so does its runtime
-            if conn.pid in self.workers:
+            if conn.pid in self.workers and not conn.answered:
                 try:
                     os.kill(conn.pid, 9)
                 except ProcessLookupError:

@@ -136,12 +136,13 @@ def _env(icfg: dict, cfg: ContainerConfig) -> list[str]:
 # --- start --------------------------------------------------------------------------------------
 def start(rec: dict, *, stdio=(None, None, None), on_started=None) -> int:
     """Start a created container and wait for it; returns docker's exit code. Cleans up cgroup and
-    network; the record ends "stopped" (removed with --rm), also when starting fails."""
+    network; the record ends "stopped" (removed with --rm), also when starting fails and on Ctrl-C
+    (KeyboardInterrupt: the container was killed on the way out, exit code 130)."""
     try:
         return _start(rec, stdio=stdio, on_started=on_started)
-    except (MiniContainerError, Exception):
+    except BaseException as exc:
         cfg = ContainerConfig.from_dict(rec["config"])
-        _finish(rec, 125, cfg)
+        _finish(rec, 130 if isinstance(exc, KeyboardInterrupt) else 125, cfg)
         raise
 
 

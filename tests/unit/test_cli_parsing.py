@@ -7,6 +7,12 @@ from minicontainer.errors import ConfigError
 from minicontainer.runtime.config import ContainerConfig
 
 
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch):
+    """These tests read the parser's output in this process: never forward to a running server."""
+    monkeypatch.setenv("MINICONTAINER_NO_SERVER", "1")
+
+
 def test_every_verb_has_help(capsys):
     for v in sorted(cli._VERBS):
         with pytest.raises(SystemExit) as e:
