@@ -228,11 +228,11 @@ def _become_waiter(role: str, *args) -> None:
     """exec waiter.py (see there: ~0.8 MiB instead of ~4.7 MiB per process); returns only if the
     exec failed, and then the caller simply goes on waiting itself."""
     from . import waiter
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # (no sys.stdout.flush(): in a notebook it is ipykernel's stream, whose thread a fork does not
+    # have — it made C die before the network could be plugged in; we never print here anyway)
     try:
         os.execv(sys.executable, waiter.argv(role, *args))
-    except OSError:
+    except Exception:                             # noqa: BLE001 — then we wait here, as before
         pass
 
 
