@@ -225,8 +225,8 @@ def _spec(rec: dict, cfg, peer) -> dict:
 
 
 def _become_waiter(role: str, *args) -> None:
-    """exec waiter.py (see there: ~0.8 MiB instead of ~4.7 MiB per process); returns only if the
-    exec failed, and then the caller simply goes on waiting itself."""
+    """exec waiter.py (a bare interpreter instead of a fork of the runtime; see there); returns only
+    if the exec failed, and then the caller simply goes on waiting itself."""
     from . import waiter
     # (no sys.stdout.flush(): in a notebook it is ipykernel's stream, whose thread a fork does not
     # have — it made C die before the network could be plugged in; we never print here anyway)
@@ -373,7 +373,10 @@ def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
         child._read_gpid()
         cg.add(child.gpid)     # G may have been forked just before C joined: make sure (fast now)
     except BaseException as exc:
-        # G died preparing (a missing layer, a failed mount): its error line is the real cause
+        # End C and G first (G waits for its release, C for G): only then does the error pipe
+        # reach EOF. If G died preparing (a missing layer, a failed mount), its line is the cause.
+        child.close()
+        _reap_child(child.pid)
         failure = child._failure() if isinstance(exc, MiniContainerError) else None
         child.discard()
         if failure is not None and "set-up failed" not in str(failure):

@@ -369,3 +369,19 @@ def test_names_are_indexed_reused_after_rm_and_stale_ones_collected(roots):
     assert p.returncode == 0, p.stderr                       # taken over, then released by --rm
     assert not (names / "mcrt-stale").exists()
     _nothing_left(roots)
+
+
+def test_failure_inside_the_container_set_up_is_one_line_nothing_left(roots):
+    """An error in the container's own set-up (here: the image's layer vanished, so G's overlay mount
+    fails) comes back through the error pipe as the real cause, not a bare exit code."""
+    mc(roots, "run", "--rm", "--network", "none", "busybox", "true", check=0)     # the image exists
+    diff = next(Path(roots["MINICONTAINER_DATA_ROOT"], "layers").glob("*/diff"))
+    moved = diff.with_name("diff.moved")
+    diff.rename(moved)
+    try:
+        p = mc(roots, "run", "--rm", "--network", "none", "busybox", "true")
+    finally:
+        moved.rename(diff)
+    assert p.returncode == 125, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "is missing" in p.stderr, p.stderr
+    _nothing_left(roots)
