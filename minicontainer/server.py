@@ -356,8 +356,11 @@ class Server:
             sock.settimeout(None)
             conn = _Conn(sock)
             if self.spare is not None and _foreground_run(argv):
-                conn.pid = self._hand_to_spare(body, fds, sock)
-            else:
+                try:
+                    conn.pid = self._hand_to_spare(body, fds, sock)
+                except OSError:          # e.g. EMSGSIZE, an environment too big for one message
+                    self._drop_spare()
+            if conn.pid is None:
                 conn.pid = self._fork_worker(conn, fds, cwd, umask, argv, env)
             self.served += 1
             self.workers[conn.pid] = conn
@@ -457,9 +460,9 @@ class Server:
         import array
         import socket
         pid, sock = self.spare
-        self.spare = None
         sock.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                array.array("i", [*fds[:3], client.fileno()]))])
+        self.spare = None
         sock.close()
         return pid          # the next spare is made once no command runs (see _reap)
 
