@@ -97,7 +97,7 @@ def _request(kind: bytes, argv: list[str], env: dict) -> bytes:
 
 
 def _stdio_fds() -> list[int]:
-    """fds 0, 1, 2 to pass; /dev/null for a closed one (as the kernel would give an exec'd child)."""
+    """fds 0, 1, 2 to pass; /dev/null in place of a closed one (`cmd <&-`)."""
     out = []
     for fd in (0, 1, 2):
         try:

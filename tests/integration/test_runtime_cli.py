@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -374,8 +375,9 @@ def test_names_are_indexed_reused_after_rm_and_stale_ones_collected(roots):
 def test_failure_inside_the_container_set_up_is_one_line_nothing_left(roots):
     """An error in the container's own set-up (here: the image's layer vanished, so G's overlay mount
     fails) comes back through the error pipe as the real cause, not a bare exit code."""
-    mc(roots, "run", "--rm", "--network", "none", "busybox", "true", check=0)     # the image exists
-    diff = next(Path(roots["MINICONTAINER_DATA_ROOT"], "layers").glob("*/diff"))
+    mc(roots, "create", "--name", "mcrt-lower", "--network", "none", "busybox", "true", check=0)
+    diff = Path(json.loads(mc(roots, "inspect", "mcrt-lower", check=0).stdout)["lowerdirs"][0])
+    mc(roots, "rm", "mcrt-lower", check=0)
     moved = diff.with_name("diff.moved")
     diff.rename(moved)
     try:
