@@ -37,7 +37,6 @@ __all__ = [
     "from_oserror",
     "errno_name",
     "exit_code",
-    "exit_code",
 ]
 
 
