@@ -39,7 +39,9 @@ FILES = {
 
 def find_busybox() -> Path:
     """Return the host's static busybox, or raise :class:`ImageError` naming the package."""
-    for cand in (*CANDIDATES, shutil.which("busybox")):
+    # PATH only when the usual places have none: shutil.which walks PATH (~0.4 ms of every start)
+    for cand in (*CANDIDATES, None):
+        cand = cand or shutil.which("busybox")
         if cand and Path(cand).is_file():
             p = Path(cand)
             if not is_static(p):
