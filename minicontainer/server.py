@@ -17,6 +17,14 @@ itself with the same signal. Signals the command receives (Ctrl-C, SIGTERM) are 
 worker. A command that dies makes the server SIGKILL its worker, as if the runtime itself had died:
 the container follows through its parent-death signal, and ``gc`` cleans up — as without a server.
 
+The *spare*: one worker is forked before any request, and parks the next container's first
+processes (``runtime.process.park_spare``: a fresh id, layer and cgroup; namespaces made, cgroup
+joined, overlay and /proc mounted). A foreground ``run`` of that image with a network namespace of
+its own takes it: the slow cgroup join (an RCU grace period, 7–16 ms here) was paid before the
+request. Anything else gets a plain worker, and an unused spare is discarded (all of it removed). A
+new spare is made only when no command runs: its cgroup write would slow every fork meanwhile. The
+worker answers the command itself before it cleans up; the command acknowledges (below).
+
 The command silently runs in-process instead when no server listens, when it is not root, when it
 asks for a terminal (``-t``: the pty relay stays local), when its ``MINICONTAINER_*`` settings differ
 from the server's (some are read once, at import: the cgroup parent, the bridge), or when the package
@@ -236,7 +244,6 @@ class Server:
         self.listener = None
         self.stopping = False
         self.spare: tuple[int, object] | None = None     # (pid, socket) of the waiting spare worker
-        self.pool = True
 
     # -- life --
     def bind(self) -> None:
@@ -293,13 +300,13 @@ class Server:
             ready()
         last = time.monotonic()
         try:
-            if self.pool:
-                self._fork_spare()
+            self._fork_spare()
             while not (self.stopping and not self.workers):
-                timeout = None if not self.idle else max(0.0, self.idle - (time.monotonic() - last))
+                timeout = None if not self.idle or self.stopping else \
+                    max(0.0, self.idle - (time.monotonic() - last))
                 events = sel.select(timeout)
-                if not events and self.idle and not self.workers and time.monotonic() - last >= self.idle:
-                    break                                   # idle: nobody asked for a while
+                if not events and timeout is not None and not self.workers:
+                    self._stop()                            # idle: nobody asked for a while
                 for key, _ in events:
                     last = time.monotonic()
                     if key.data == "accept":
@@ -430,7 +437,7 @@ class Server:
                 except OSError:
                     pass
                 self._drop(conn)
-        if self.pool and self.spare is None and not self.workers and not self.stopping:
+        if self.spare is None and not self.workers and not self.stopping:
             # Not while a command runs: parking writes cgroup.procs, and while that write waits for
             # its RCU grace period every fork on the host (cgroup_threadgroup_rwsem, read side) waits
             # too — it made the running command ~10 ms slower.

@@ -175,3 +175,16 @@ def test_killed_server_gc_removes_its_socket(served):
     assert _wait(lambda: not any(Path(served["MINICONTAINER_DATA_ROOT"], "containers").iterdir()))
     assert "server socket" in mc(served, "gc", check=0).stdout
     assert not sock.exists()
+
+
+def test_idle_server_stops_by_itself(tmp_path):
+    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(tmp_path / "state"),
+               MINICONTAINER_DATA_ROOT=str(tmp_path / "data"))
+    env.pop("MINICONTAINER_NO_SERVER", None)
+    mc(env, "serve", "-d", "--idle", "1", check=0)
+    assert mc(env, "run", "--rm", "--network", "none", "busybox", "true").returncode == 0
+    sock = Path(env["MINICONTAINER_STATE_ROOT"], "server.sock")
+    assert _wait(lambda: not sock.exists(), timeout=15)
+    # its spare went with it: no layer, no cgroup (the leak check), no record
+    assert _wait(lambda: not any(Path(env["MINICONTAINER_DATA_ROOT"], "containers").iterdir()))
+    _nothing_left(env)
