@@ -146,7 +146,8 @@ def _converse(s, request: bytes) -> int | None:
         s.send(b"A\n")      # answered: our worker may go on cleaning up after we leave
     except OSError:
         pass
-    kind, text = reply[:1], reply[1:].strip().decode(errors="replace")
+    line = reply.split(b"\n", 1)[0]        # the worker's answer; the server's own may follow it
+    kind, text = line[:1], line[1:].strip().decode(errors="replace")
     if kind == b"F":
         return None
     if kind == b"W":

@@ -187,7 +187,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
                 etc["/etc/resolv.conf"] = other.resolv_conf()
             net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
         _die_at("network")
-        child.release(rec, etc, [fd if fd is not None else i for i, fd in enumerate(stdio)])
+        child.release(rec, etc, _stdio_fds(stdio))
         # After the line with the container's PID 1: EOF when it execs, or one error line.
         lines = child.outcome()
         init_pid = child.gpid
@@ -214,6 +214,20 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
             raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
         _finish(rec, code, cfg)
         return code
+
+
+def _stdio_fds(stdio) -> list[int]:
+    """The container's fds 0, 1, 2: the given ones, else ours; /dev/null for one we do not have
+    (`minicontainer run … <&-`: it must be sent over a socket now, and a closed fd cannot be)."""
+    out = []
+    for i, fd in enumerate(stdio):
+        fd = i if fd is None else fd
+        try:
+            os.fstat(fd)
+        except OSError:
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        out.append(fd)
+    return out
 
 
 def _spec(rec: dict, cfg, peer) -> dict:
@@ -312,8 +326,12 @@ class Parked:
         anc = b"".join(fd.to_bytes(4, sys.byteorder) for fd in stdio)
         try:
             self.sock.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, anc)])
-        except OSError:
-            raise self._failure() from None       # G died while preparing: say why
+        except OSError as exc:
+            self.close()                          # a live G sees EOF and ends: the pipe reaches EOF
+            failure = self._failure()
+            if "set-up failed" in str(failure):   # no error line from G: our send itself failed
+                raise ContainerError(f"release the container: {exc.strerror or exc}") from None
+            raise failure from None               # G died while preparing: say why
         self.close()
 
     def outcome(self) -> list[str]:

@@ -62,3 +62,32 @@ def test_settings_compare_only_what_is_read_once():
 def test_no_server_means_run_here(tmp_path, monkeypatch):
     monkeypatch.setenv("MINICONTAINER_STATE_ROOT", str(tmp_path))
     assert server.forward(["ps"]) is None
+
+
+def test_the_first_answer_counts():
+    """The worker answers, and the server answers again after reaping it: both lines may arrive in
+    one read. The command exits with the first, and acknowledges."""
+    import socket
+    a, b = socket.socketpair()
+    try:
+        b.sendall(b"W%d\nW%d\n" % (3 << 8, 3 << 8))
+        assert server._converse(a, server._request(b"run", ["ps"], {})) == 3
+        b.settimeout(5)
+        got = b""
+        while not got.endswith(b"A\n"):
+            got += b.recv(65536)
+        assert got.startswith(b"MC1")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_fallback_answer_means_run_here():
+    import socket
+    a, b = socket.socketpair()
+    try:
+        b.sendall(b"Fsettings differ\n")
+        assert server._converse(a, server._request(b"run", ["ps"], {})) is None
+    finally:
+        a.close()
+        b.close()
