@@ -205,7 +205,7 @@ def _exec(a):
 
 def _logs(a):
     import time
-    from .runtime import process, state
+    from .runtime import process
     path = process.logs_path(a.container)
     try:
         f = open(path, "rb")

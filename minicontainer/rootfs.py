@@ -14,11 +14,9 @@ nothing left to walk back to.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from ._record import record
-from pathlib import Path
 
 from . import syscalls as sc
 from .errors import ConfigError, MountError, NotFoundError, RootfsError, from_oserror

@@ -104,24 +104,10 @@ def _request(kind: bytes, argv: list[str], env: dict) -> bytes:
     return _MAGIC + len(body).to_bytes(4, "big") + body
 
 
-def _stdio_fds() -> list[int]:
-    """fds 0, 1, 2 to pass; /dev/null in place of a closed one (`cmd <&-`)."""
-    out = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-            out.append(fd)
-        except OSError:
-            out.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
-    return out
-
-
 def _converse(s, request: bytes) -> int | None:
     import _signal
-    import _socket
-    fds = _stdio_fds()
-    anc = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
-    s.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, anc)])
+    from . import fdpass
+    fdpass.send(s, request, fdpass.stdio())
 
     def relay(signum, _frame):
         try:
@@ -213,16 +199,13 @@ def _parse(body: bytes) -> tuple[bytes, str, int, list[str], dict]:
 
 
 def _read_request(sock) -> tuple[bytes, list[int]]:
-    import array
-    import socket
-    fds = array.array("i")
+    from . import fdpass
+    fds: list[int] = []
     data = b""
     need = None
     while need is None or len(data) < need:
-        msg, anc, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
-        for level, typ, payload in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        msg, got = fdpass.recv(sock, 65536, 3)
+        fds += got
         if not msg:
             raise ConnectionError("the command hung up mid-request")
         data += msg
@@ -230,7 +213,7 @@ def _read_request(sock) -> tuple[bytes, list[int]]:
             if data[:3] != _MAGIC:
                 raise ConnectionError("not a minicontainer request")
             need = 7 + int.from_bytes(data[3:7], "big")
-    return data[7:need], list(fds)
+    return data[7:need], fds
 
 
 class Server:
@@ -251,16 +234,10 @@ class Server:
         import socket
         from .errors import ConflictError, from_oserror
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if os.path.exists(self.path):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(self.path)
-                raise ConflictError(f"a server already listens on {self.path}",
-                                    hint="stop it first: minicontainer serve --stop")
-            except ConnectionRefusedError:
-                os.unlink(self.path)                  # a dead server's socket
-            finally:
-                probe.close()
+        if _listens(self.path):
+            raise ConflictError(f"a server already listens on {self.path}",
+                                hint="stop it first: minicontainer serve --stop")
+        remove_stale_socket(self.path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)                         # 0600 from the start: no window for others
         try:
@@ -448,28 +425,19 @@ class Server:
     def _fork_spare(self) -> None:
         import socket
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                a.close()
-                _leave_server(self)
-                code = _spare(b)
-            except BaseException:  # noqa: BLE001 — a forked child reports and exits, never returns
-                import traceback
-                traceback.print_exc()
-                code = 125
-            finally:
-                os._exit(code)
+
+        def spare() -> int:
+            a.close()
+            _leave_server(self)
+            return _spare(b)
+        pid = _fork(spare)
         b.close()
         self.spare = (pid, a)
 
     def _hand_to_spare(self, body: bytes, fds: list[int], client) -> int:
-        import array
-        import socket
+        from . import fdpass
         pid, sock = self.spare
-        sock.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                               array.array("i", [*fds[:3], client.fileno()]))])
+        fdpass.send(sock, body, [*fds[:3], client.fileno()])
         self.spare = None
         sock.close()
         return pid          # the next spare is made once no command runs (see _reap)
@@ -482,22 +450,29 @@ class Server:
             self.spare = None
 
     def _fork_worker(self, conn, fds, cwd, umask, argv, env) -> int:
-        pid = os.fork()
-        if pid:
-            return pid
-        code = 125
-        try:
-            code = _worker(self, conn, fds, cwd, umask, argv, env)
-        except BaseException:  # noqa: BLE001 — a forked child reports and exits, never returns
-            import traceback
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+        return _fork(lambda: _worker(self, conn, fds, cwd, umask, argv, env))
 
 
-def _leave_server(server: Server, *socks) -> None:
+def _fork(run) -> int:
+    """Fork a child that runs ``run()`` and exits with what it returns; a forked child never returns
+    into the server's loop (an exception is printed, exit 125)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 125
+    try:
+        code = run()
+    except BaseException:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _leave_server(server: Server) -> None:
     """In a forked worker: drop the server's signal handling and its sockets (else a `run -d`
-    supervisor would hold a command's connection open)."""
+    supervisor would hold other commands' connections open). The worker's own command is not
+    registered yet when it is forked: it keeps that one, to answer on."""
     import signal
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
@@ -508,12 +483,9 @@ def _leave_server(server: Server, *socks) -> None:
     if server.listener is not None:
         server.listener.close()
     for c in server.conns.values():
-        if c.pid is not None:       # other commands' connections (ours is not registered yet)
-            c.sock.close()
+        c.sock.close()
     if server.spare is not None:
         server.spare[1].close()
-    for sk in socks:
-        sk.close()
 
 
 def _worker(server: Server, conn: _Conn, fds, cwd, umask, argv, env) -> int:
@@ -576,25 +548,21 @@ def _spare(sock) -> int:
     """The spare worker: park the next container's first process (process.park: cgroup made and
     joined), wait for a request from the server, then run it like any worker. A `run` finds the
     parked child (process.set_parked); anything unused is removed before exiting."""
-    import array
-    import socket
+    from . import fdpass
     from .runtime import process
     try:
         child = process.park_spare()
     except Exception:                   # noqa: BLE001 — no cgroups here: the request runs as usual
         child = None
     try:
-        fds = array.array("i")
-        body, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fds.itemsize))
+        body, fds = fdpass.recv(sock, 1 << 20, 4)
         sock.close()
         if not body:                    # the server stops
             return 0
-        for _lvl, _typ, data in anc:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
         process.set_parked(child)
         child = None
         _kind, cwd, umask, argv, env = _parse(body)
-        code = _become(list(fds[:3]), cwd, umask, argv, env)
+        code = _become(fds[:3], cwd, umask, argv, env)
         _answer(fds[3], code)           # then clean up what the command did not use
         return code
     finally:
@@ -673,7 +641,6 @@ def serve(*, detach: bool = False, idle: float = 0) -> int:
 def control(kind: str) -> str | None:
     """``serve --stop`` / ``serve --status``: ask the running server; None when none runs."""
     import socket
-    import struct
     import time
     path = paths.server_socket()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -696,18 +663,23 @@ def control(kind: str) -> str | None:
     return f"listening on {path}, " + reply[1:].strip().removeprefix("0 ")
 
 
-def remove_stale_socket() -> list[str]:
-    """``gc``: a socket no server listens on any more (the server was killed)."""
+def _listens(path: str) -> bool:
+    """Does a server answer on ``path``? (False: no socket, or a dead server's.)"""
     import socket
-    path = paths.server_socket()
-    if not os.path.exists(path):
-        return []
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-        return []
-    except ConnectionRefusedError:
-        os.unlink(path)
-        return [f"server socket {path} (no server)"]
+        return True
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
     finally:
         s.close()
+
+
+def remove_stale_socket(path: str | None = None) -> list[str]:
+    """``gc`` (and ``serve``): remove a socket no server listens on any more (the server was killed)."""
+    path = path or paths.server_socket()
+    if not os.path.exists(path) or _listens(path):
+        return []
+    os.unlink(path)
+    return [f"server socket {path} (no server)"]

@@ -187,14 +187,11 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
                 etc["/etc/resolv.conf"] = other.resolv_conf()
             net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
         _die_at("network")
-        child.release(rec, etc, _stdio_fds(stdio))
-        # After the line with the container's PID 1: EOF when it execs, or one error line.
-        lines = child.outcome()
-        init_pid = child.gpid
-        err = next((ln for ln in lines[1:] if ln), None) if lines else None
-        if err is None and init_pid:
-            state.update(rec["id"], status="running", pid=init_pid, runtime_pid=pid,
-                         start_time=state.start_time_of(init_pid), started=time.time(),
+        child.release(rec, etc, stdio)
+        err = child.error()                   # None: EOF on the error pipe, G exec'd the command
+        if err is None:
+            state.update(rec["id"], status="running", pid=child.gpid, runtime_pid=pid,
+                         start_time=state.start_time_of(child.gpid), started=time.time(),
                          network=net.to_dict() if net else None)
             _die_at("released")
             if on_started:
@@ -204,30 +201,12 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
                                                              "network": cfg.network, "path": sys.path}))
         _, status = os.waitpid(pid, 0)
         stack.pop_all()
+        _free(cg, cfg.network, rec["id"])
+        if err is not None:
+            raise err
         code = exit_code(status)
-        _cleanup_cgroup(cg)
-        if cfg.network == "bridge":
-            from .. import network
-            _detach(network, rec["id"])
-        if err is not None or init_pid is None:
-            ecode, _, msg = (err or "125 container process died before it started").partition(" ")
-            raise ExecError(msg, exit_code=int(ecode) if ecode.isdigit() else 125)
         _finish(rec, code, cfg)
         return code
-
-
-def _stdio_fds(stdio) -> list[int]:
-    """The container's fds 0, 1, 2: the given ones, else ours; /dev/null for one we do not have
-    (`minicontainer run … <&-`: it must be sent over a socket now, and a closed fd cannot be)."""
-    out = []
-    for i, fd in enumerate(stdio):
-        fd = i if fd is None else fd
-        try:
-            os.fstat(fd)
-        except OSError:
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        out.append(fd)
-    return out
 
 
 def _spec(rec: dict, cfg, peer) -> dict:
@@ -250,18 +229,25 @@ def _become_waiter(role: str, *args) -> None:
         pass
 
 
+def _free(cg, network_mode: str, cid: str) -> None:
+    """Once the container's processes are gone: its cgroup, and its place on the bridge."""
+    if cg is not None:
+        _cleanup_cgroup(cg)
+    if network_mode == "bridge":
+        from .. import network
+        _detach(network, cid)
+
+
 def finish_detached(job: str, status: int) -> None:
     """The supervisor's last step, in waiter.py once C has ended: what `_start` does after its
     wait — the cgroup, the network, then the record (stopped, or removed with --rm)."""
     from ..cgroups import Cgroup
     j = json.loads(job)
     try:
-        _cleanup_cgroup(Cgroup.open(j["cgroup"]))
+        cg = Cgroup.open(j["cgroup"])
     except NotFoundError:
-        pass
-    if j["network"] == "bridge":
-        from .. import network
-        _detach(network, j["id"])
+        cg = None
+    _free(cg, j["network"], j["id"])
     try:
         rec = state.read(j["id"])
     except NotFoundError:
@@ -302,13 +288,16 @@ class Parked:
             self._data += chunk
         first = self._data.split(b"\n", 1)[0]
         if not first.isdigit():
-            raise self._failure()
+            raise self.error() or ExecError("container set-up failed before PID 1 existed", exit_code=125)
         self.gpid = int(first)
 
-    def _failure(self) -> ExecError:
-        lines = self.outcome()
-        err = next((ln for ln in lines if ln and not ln.isdigit()), None)
-        code, _, msg = (err or "125 container set-up failed").partition(" ")
+    def error(self) -> ExecError | None:
+        """The error line C or G wrote (``CODE message``), as the exception to raise; None when G
+        exec'd the command. Reads the error pipe to its end."""
+        err = next((ln for ln in self.outcome() if ln and not ln.isdigit()), None)
+        if err is None:
+            return None
+        code, _, msg = err.partition(" ")
         return ExecError(msg, exit_code=int(code) if code.isdigit() else 125)
 
     def claim_layer(self) -> tuple[str, str]:
@@ -320,18 +309,15 @@ class Parked:
             pass
         return self.spec["upperdir"], self.spec["workdir_ovl"]
 
-    def release(self, rec: dict, etc: dict, stdio: list[int]) -> None:
-        import _socket
-        body = json.dumps({"rec": rec, "etc": etc}).encode()
-        anc = b"".join(fd.to_bytes(4, sys.byteorder) for fd in stdio)
+    def release(self, rec: dict, etc: dict, stdio=(None, None, None)) -> None:
+        """G's orders: the record, the /etc files, and its stdin/stdout/stderr (``stdio``, else ours)."""
+        from .. import fdpass
         try:
-            self.sock.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, anc)])
+            fdpass.send(self.sock, json.dumps({"rec": rec, "etc": etc}).encode(), fdpass.stdio(stdio))
         except OSError as exc:
             self.close()                          # a live G sees EOF and ends: the pipe reaches EOF
-            failure = self._failure()
-            if "set-up failed" in str(failure):   # no error line from G: our send itself failed
-                raise ContainerError(f"release the container: {exc.strerror or exc}") from None
-            raise failure from None               # G died while preparing: say why
+            # G died while preparing: its line says why; else our send itself failed
+            raise (self.error() or ContainerError(f"release the container: {exc.strerror or exc}")) from None
         self.close()
 
     def outcome(self) -> list[str]:
@@ -395,9 +381,9 @@ def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
         # reach EOF. If G died preparing (a missing layer, a failed mount), its line is the cause.
         child.close()
         _reap_child(child.pid)
-        failure = child._failure() if isinstance(exc, MiniContainerError) else None
+        failure = child.error() if isinstance(exc, MiniContainerError) else None
         child.discard()
-        if failure is not None and "set-up failed" not in str(failure):
+        if failure is not None:
             raise failure from None
         raise
     _die_at("forked")
@@ -586,8 +572,7 @@ def _child(spec: dict, sock, err_w) -> None:
 def _container_init(spec: dict, sock, fail) -> None:
     """G, PID 1 of the container: overlay and API file systems, then wait for the release; then
     volumes, /etc, pivot_root, hostname, ids, exec."""
-    import _socket
-    from .. import syscalls as sc
+    from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
     from ..rootfs import enter_root, prepare_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
@@ -600,12 +585,10 @@ def _container_init(spec: dict, sock, fail) -> None:
     mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
     root = prepare_root(merged)
 
-    body, anc, _flags, _addr = sock.recvmsg(1 << 20, _socket.CMSG_SPACE(3 * 4))
+    body, fds = fdpass.recv(sock, 1 << 20, 3)
     if not body:
         os._exit(0)                 # discarded: nobody needs this container after all
     sock.close()
-    fds = [int.from_bytes(data[i:i + 4], sys.byteorder)
-           for _lvl, _typ, data in anc for i in range(0, len(data) - 3, 4)]
     for i, fd in enumerate(fds[:3]):
         os.dup2(fd, i)
     for fd in fds:

@@ -40,8 +40,10 @@ def child(pid1: int) -> None:
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda sig, _f: os.kill(pid1, sig))
     status = _wait(pid1)
-    # docker's code (errors.exit_code, not imported: this process stays bare)
-    os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+    # PID 1 has ended: now the package may load (errors is small: os and errno)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from minicontainer.errors import exit_code
+    os._exit(exit_code(status))
 
 
 def supervise(cpid: int, job: str) -> None:
