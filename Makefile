@@ -41,6 +41,8 @@ $(VENV)/.stamp: pyproject.toml
 	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip
 	# compat editable mode: a plain path in a .pth file, no import hook on every interpreter start
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[course,test]' --config-settings editable_mode=compat
+	# the command: pip's script, replaced by one that starts Python without `site` (minicontainer/client.py)
+	$(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
 	@touch $@
 
 # Byte-compile the package: with PYTHONDONTWRITEBYTECODE set (as on some CI hosts) Python would

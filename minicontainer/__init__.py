@@ -14,10 +14,16 @@ notebook                                     module
 06_runtime                                   runtime, cli
 ===========================================  =========================================
 
-This file stays import-light on purpose: ``minicontainer run`` must start fast, so nothing heavy
-(pyroute2, matplotlib) is imported here.
+This file imports nothing on purpose: the ``minicontainer`` command imports the package before
+anything else (client.py), and every module imported here would cost every command.
 """
 
 __version__ = "0.1.0"
 
-from .errors import MiniContainerError  # noqa: E402,F401
+
+def __getattr__(name):
+    """``minicontainer.MiniContainerError``, imported on first use (PEP 562)."""
+    if name == "MiniContainerError":
+        from .errors import MiniContainerError
+        return MiniContainerError
+    raise AttributeError(f"module 'minicontainer' has no attribute {name!r}")

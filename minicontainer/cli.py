@@ -15,6 +15,7 @@ import os
 import sys
 
 from . import __version__
+from .client import VERBS as _VERBS
 from .errors import MiniContainerError
 
 
@@ -130,10 +131,6 @@ def _verbs(sub, only=None):
                    help="exit after this long without a command (0: never)")
     v.add_argument("--stop", action="store_true", help="stop the running server")
     v.add_argument("--status", action="store_true", help="is a server running, and how many commands has it run")
-
-
-_VERBS = {"run", "create", "start", "ps", "exec", "logs", "stop", "kill", "pause", "unpause", "rm",
-          "inspect", "stats", "images", "import", "build", "rmi", "commit", "gc", "serve"}
 
 
 def _config(a):
@@ -321,13 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     """The command: forwarded to a running ``minicontainer serve`` when there is one (see server.py),
     else run here."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in _VERBS and argv[0] != "serve" and not os.environ.get("MINICONTAINER_NO_SERVER"):
-        from .server import forward, wants_terminal
-        if not wants_terminal(argv):
-            code = forward(argv)
-            if code is not None:
-                return code
-    return execute(argv)
+    from .client import served
+    code = served(argv, os.environ)
+    return execute(argv) if code is None else code
 
 
 def execute(argv: list[str]) -> int:

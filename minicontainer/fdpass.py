@@ -6,12 +6,11 @@ runc hands the container's pty master to its caller the same way (the console so
 twice: a ``minicontainer`` command gives the server its stdin/stdout/stderr (server.py), and the
 runtime gives a container that was forked before the request its stdio (runtime/process.py: Parked).
 
-Kept import-light (the C ``_socket`` module only): the command imports it on its way to the server.
+Kept import-light (only modules built into the interpreter: ``posix``, ``_socket``): the command
+imports it on its way to the server (client.py).
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 
 _INT = 4      # an fd travels as a C int
@@ -42,8 +41,8 @@ def stdio(given=(None, None, None)) -> list[int]:
     for i, fd in enumerate(given):
         fd = i if fd is None else fd
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            fd = posix.open("/dev/null", posix.O_RDWR | posix.O_CLOEXEC)
         out.append(fd)
     return out

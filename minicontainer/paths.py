@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import os
 
+from . import client  # the command reads the state root before importing anything else
+
 CGROUP_PARENT = os.environ.get("MINICONTAINER_CGROUP_PARENT", "minicontainer")
 
 
 def _state_root() -> str:
-    return os.environ.get("MINICONTAINER_STATE_ROOT", "/run/minicontainer")
+    return os.environ.get("MINICONTAINER_STATE_ROOT", client.STATE_ROOT)
 
 
 def state_root() -> Path:
-    from pathlib import Path  # here, not at the top: the server's client imports this module
+    from pathlib import Path  # here, not at the top: a served command never needs it
     return Path(_state_root())
 
 
@@ -33,4 +35,4 @@ def data_root() -> Path:
 
 def server_socket() -> str:
     """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
-    return os.path.join(_state_root(), "server.sock")
+    return client.socket_path(os.environ)

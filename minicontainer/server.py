@@ -35,11 +35,8 @@ would hit all; the runtime forks and joins namespaces per process), and exec'ing
 per request (that is the cost we are avoiding). Only root may connect: the socket is 0600 in the
 state root, and the server checks the peer's uid (SO_PEERCRED) as well.
 
-Protocol, one Unix stream connection per command. Client → server: ``MC1`` + 4-byte length + the
-NUL-separated request (kind, cwd, umask, argc, argv…, environment…) with fds 0, 1, 2 attached; later
-``S<signal>\\n`` lines. Server → client: one line, ``W<wait status>`` (done), ``F<reason>`` (run it
-yourself) or ``E<message>`` (refused); the command then acknowledges with ``A\\n``, so that a command
-that goes away *before* its answer (killed) can be told from one that has it.
+The command's side — the launcher that starts without ``site``, and the protocol (``MC1`` request
+with fds 0, 1, 2 attached; ``W``/``F``/``E`` answer; ``A`` acknowledgement) — is in client.py.
 """
 
 from __future__ import annotations
@@ -48,106 +45,14 @@ import os
 import sys
 
 from . import paths
+from .client import MAGIC, VERBS, request
 
-#: signals the command forwards to its worker (docker run's --sig-proxy forwards these too)
-_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 #: settings read per call, so they may differ between the command and the server
 _PER_CALL = ("MINICONTAINER_DEBUG", "MINICONTAINER_TEST_DIE_AT", "MINICONTAINER_NO_SERVER")
-_MAGIC = b"MC1"
 
 
 def _settings(env) -> dict:
     return {k: v for k, v in env.items() if k.startswith("MINICONTAINER_") and k not in _PER_CALL}
-
-
-def wants_terminal(argv: list[str]) -> bool:
-    """Does the command ask for a terminal (``-t``, ``-it``, ``--tty``)? Errs on the side of yes: a
-    false yes only means running in-process."""
-    return any(a == "--tty" or (a.startswith("-") and not a.startswith("--") and "t" in a[1:]
-                                and a[1:].isalpha()) for a in argv)
-
-
-# --- the command's side (kept import-light: no socket/signal/json modules, only their C parts) ---
-
-def forward(argv: list[str]) -> int | None:
-    """Send the command to a running server and return its exit code; None when there is no
-    server to use (the caller then runs the command itself)."""
-    if os.geteuid() != 0:
-        return None
-    path = paths.server_socket()
-    if not os.path.exists(path):
-        return None
-    import _socket  # the C module: `socket` would import enum, selectors… (~3 ms)
-    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        try:
-            s.connect(path)
-        except OSError:             # a server that died without removing its socket: run here
-            return None
-        return _converse(s, _request(b"run", argv, dict(os.environ)))
-    finally:
-        s.close()
-
-
-def _request(kind: bytes, argv: list[str], env: dict) -> bytes:
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        cwd = os.getcwd()
-    except FileNotFoundError:
-        cwd = "/"
-    fields = [kind, os.fsencode(cwd), b"%d" % umask, b"%d" % len(argv), *map(os.fsencode, argv),
-              *(os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items())]
-    if any(b"\0" in f for f in fields):
-        raise ValueError("NUL byte in an argument or the environment")
-    body = b"\0".join(fields)
-    return _MAGIC + len(body).to_bytes(4, "big") + body
-
-
-def _converse(s, request: bytes) -> int | None:
-    import _signal
-    from . import fdpass
-    fdpass.send(s, request, fdpass.stdio())
-
-    def relay(signum, _frame):
-        try:
-            s.send(b"S%d\n" % signum)
-        except OSError:
-            pass
-    old = {}
-    for name in _FORWARDED:
-        n = getattr(_signal, name)
-        old[n] = _signal.signal(n, relay)
-    try:
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = s.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    finally:
-        for n, h in old.items():
-            _signal.signal(n, h)
-    try:
-        s.send(b"A\n")      # answered: our worker may go on cleaning up after we leave
-    except OSError:
-        pass
-    line = reply.split(b"\n", 1)[0]        # the worker's answer; the server's own may follow it
-    kind, text = line[:1], line[1:].strip().decode(errors="replace")
-    if kind == b"F":
-        return None
-    if kind == b"W":
-        status = int(text)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            sys.stdout.flush()
-            _signal.signal(sig, _signal.SIG_DFL)
-            os.kill(os.getpid(), sig)       # die as the runtime died: the shell sees the same
-            return 128 + sig
-        return os.WEXITSTATUS(status)
-    print(f"minicontainer: the server {'refused: ' + text if kind == b'E' else 'went away'} "
-          f"({paths.server_socket()})", file=sys.stderr)
-    return 125
 
 
 # --- the server's side ---------------------------------------------------------------------------
@@ -160,7 +65,7 @@ def _preload() -> None:
     from .cgroups import Cgroup, v1, v2  # noqa: F401
     from .images import ImageStore  # noqa: F401
     from .runtime import init, process, state  # noqa: F401
-    for verb in (*cli._VERBS, None):
+    for verb in (*VERBS, None):
         cli.parser_for(verb)
     try:
         from . import network  # noqa: F401  (pyroute2: ~60 ms to import; bridge is the default)
@@ -210,7 +115,7 @@ def _read_request(sock) -> tuple[bytes, list[int]]:
             raise ConnectionError("the command hung up mid-request")
         data += msg
         if need is None and len(data) >= 7:
-            if data[:3] != _MAGIC:
+            if data[:3] != MAGIC:
                 raise ConnectionError("not a minicontainer request")
             need = 7 + int.from_bytes(data[3:7], "big")
     return data[7:need], fds
@@ -649,7 +554,7 @@ def control(kind: str) -> str | None:
             s.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
-        s.sendall(_request(kind.encode(), [], {}))
+        s.sendall(request(kind.encode(), [], {}))
         reply = s.makefile("rb").readline().decode().strip()
     finally:
         s.close()

@@ -63,6 +63,7 @@ if [ "$(cat "$VENV/.provisioned" 2>/dev/null)" != "$want" ]; then
   # compat editable mode, as in the Makefile: a plain path in a .pth file
   "$VENV/bin/python" -m pip install -q "${pip_src[@]}" -e "$MC_SRC[course,test]" \
       --config-settings editable_mode=compat
+  "$VENV/bin/python" -m minicontainer.client install "$VENV/bin/minicontainer"   # as the Makefile does
   echo "$want" > "$VENV/.provisioned"
   touch "$VENV/.stamp"        # the Makefile's stamp: `make test` in the VM does not reinstall
   changed "installed minicontainer[course,test] into $VENV"

@@ -75,6 +75,28 @@ def test_same_output_and_exit_codes_through_the_server(served):
     _nothing_left_but_spares(served)
 
 
+def test_the_installed_command_is_served(served):
+    """What a user types: the launcher `make setup` installs (`python -S`, client.py) sends the
+    command to the server — same output and exit codes — and runs it in-process when asked to."""
+    cmd = ROOT / ".venv" / "bin" / "minicontainer"
+    assert cmd.read_text().startswith(f"#!{ROOT / '.venv' / 'bin' / 'python'} -S\n"), "make setup installs it"
+    n = _served(served)
+    run = [str(cmd), "run", "--rm", "--network", "none", "busybox"]
+    p = subprocess.run([*run, "sh", "-c", "echo out; echo err >&2; exit 5"], env=served,
+                       capture_output=True, text=True, timeout=30)
+    assert (p.returncode, p.stdout, p.stderr) == (5, "out\n", "err\n")
+    p = subprocess.run([*run, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"], env=served, capture_output=True, timeout=30)
+    assert p.returncode == 137
+    p = subprocess.run([*run[:-1], "no-such-image"], env=served, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 125 and p.stderr.startswith("minicontainer: image 'no-such-image' not found")
+    assert _served(served) == n + 3
+    p = subprocess.run([str(cmd), "ps", "-a"], env={**served, "MINICONTAINER_NO_SERVER": "1"},
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("CONTAINER ID")
+    assert _served(served) == n + 3            # that one ran in-process
+    _nothing_left_but_spares(served)
+
+
 def test_stdin_and_the_spare_container(served):
     """A foreground run takes the spare: its container was made before the request (its cgroup is
     not named after the id); it still gets the request's stdin, limits, root and volume."""

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from minicontainer import server
+from minicontainer import client, server
 
 
 def test_request_round_trip():
     env = {"PATH": "/bin", "MINICONTAINER_STATE_ROOT": "/tmp/x", "EMPTY": "", "EQ": "a=b"}
-    req = server._request(b"run", ["run", "--rm", "busybox", "sh", "-c", "echo 'a b' ü"], env)
+    req = client.request(b"run", ["run", "--rm", "busybox", "sh", "-c", "echo 'a b' ü"], env)
     assert req[:3] == b"MC1" and int.from_bytes(req[3:7], "big") == len(req) - 7
     kind, cwd, umask, argv, got = server._parse(req[7:])
     mine = os.umask(0o022)
@@ -21,7 +21,7 @@ def test_request_round_trip():
 
 def test_nul_in_an_argument_is_refused():
     with pytest.raises(ValueError):
-        server._request(b"run", ["run", "busybox", "echo", "a\0b"], {})
+        client.request(b"run", ["run", "busybox", "echo", "a\0b"], {})
 
 
 @pytest.mark.parametrize("argv,tty", [
@@ -33,7 +33,7 @@ def test_nul_in_an_argument_is_refused():
     (["ps", "-a"], False),
 ])
 def test_terminal_requests_stay_in_process(argv, tty):
-    assert server.wants_terminal(argv) is tty
+    assert client.wants_terminal(argv) is tty
 
 
 @pytest.mark.parametrize("argv,fg", [
@@ -59,9 +59,9 @@ def test_settings_compare_only_what_is_read_once():
     assert server._settings(a) != server._settings({"MINICONTAINER_MTU": "9000"})
 
 
-def test_no_server_means_run_here(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINICONTAINER_STATE_ROOT", str(tmp_path))
-    assert server.forward(["ps"]) is None
+def test_no_server_means_run_here(tmp_path):
+    env = {"MINICONTAINER_STATE_ROOT": str(tmp_path)}
+    assert client.served(["ps"], env) is None
 
 
 def test_the_first_answer_counts():
@@ -71,7 +71,7 @@ def test_the_first_answer_counts():
     a, b = socket.socketpair()
     try:
         b.sendall(b"W%d\nW%d\n" % (3 << 8, 3 << 8))
-        assert server._converse(a, server._request(b"run", ["ps"], {})) == 3
+        assert client.converse(a, client.request(b"run", ["ps"], {})) == 3
         b.settimeout(5)
         got = b""
         while not got.endswith(b"A\n"):
@@ -87,7 +87,62 @@ def test_fallback_answer_means_run_here():
     a, b = socket.socketpair()
     try:
         b.sendall(b"Fsettings differ\n")
-        assert server._converse(a, server._request(b"run", ["ps"], {})) is None
+        assert client.converse(a, client.request(b"run", ["ps"], {})) is None
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("argv,env", [
+    ([], {}),
+    (["--version"], {}),
+    (["serve", "--status"], {}),
+    (["ps"], {"MINICONTAINER_NO_SERVER": "1"}),
+    (["run", "-it", "busybox", "sh"], {}),
+])
+def test_what_never_goes_to_a_server(argv, env, tmp_path, monkeypatch):
+    """Even with something listening on the socket, these run in-process: served() must not
+    connect (the listener would see a connection)."""
+    import socket
+    path = tmp_path / "server.sock"
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(str(path))
+    lst.listen(1)
+    lst.setblocking(False)
+    monkeypatch.setattr(client.posix, "geteuid", lambda: 0)
+    try:
+        assert client.served(argv, {**env, "MINICONTAINER_STATE_ROOT": str(tmp_path)}) is None
+        with pytest.raises(BlockingIOError):
+            lst.accept()
+    finally:
+        lst.close()
+
+
+def test_the_command_imports_only_what_is_built_in():
+    """The served path's modules: nothing whose import costs (os, socket, signal, enum…)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; before = set(sys.modules); sys.path.insert(0, sys.argv[1]); "
+            "import minicontainer.client, minicontainer.fdpass, _socket, _signal; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(Path(__file__).resolve().parents[2])],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(out) == ["_socket", "minicontainer", "minicontainer.client", "minicontainer.fdpass"]
+
+
+def test_the_launcher(tmp_path):
+    """`python -m minicontainer.client install` writes a `python -S` script that runs the command
+    (here without a server: in-process, so it must load `site` itself to find argparse's caller)."""
+    import subprocess
+    import sys
+    target = tmp_path / "minicontainer"
+    assert "wrote" in client.install(str(target))
+    text = target.read_text()
+    assert text.startswith(f"#!{sys.executable} -S\n") and target.stat().st_mode & 0o111
+    p = subprocess.run([str(target), "--version"], capture_output=True, text=True)
+    assert (p.returncode, p.stdout.strip()) == (0, "minicontainer 0.1.0"), p.stderr
+    p = subprocess.run([str(target), "run", "--rm", "no-such-image"], capture_output=True, text=True,
+                       env={**os.environ, "MINICONTAINER_STATE_ROOT": str(tmp_path / "s"),
+                            "MINICONTAINER_DATA_ROOT": str(tmp_path / "d")})
+    assert p.returncode == 125 and p.stderr.count("\n") == 1 and "minicontainer:" in p.stderr, p.stderr

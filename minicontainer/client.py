@@ -1,0 +1,190 @@
+"""The ``minicontainer`` command's first milliseconds, and its way to a running server (notebook 06).
+
+A served ``minicontainer run --rm busybox true`` takes ~30 ms, and a third of that was the command
+starting Python before it sent its first byte: ``site`` (the venv's ``.pth`` files, the system's
+``sitecustomize``, ~5 ms), ``os`` (~2 ms, mostly ``collections.abc``), our own modules (~1.5 ms), and
+tearing the interpreter down again at exit (~2 ms). None of that is needed to forward a command.
+So the installed command is a *launcher* (``install`` below writes it; ``make setup`` runs it):
+
+    #!/…/.venv/bin/python -S                # no `site` at start
+    import sys; sys.path.insert(0, "…")     # where the package is
+    from minicontainer.client import main; main()
+
+and this module imports only what is built into the interpreter (``posix``, ``_socket``,
+``_signal``; not ``os``, ``socket`` or ``signal``, whose Python parts import ``enum`` and
+``collections.abc``). When the command is served it leaves with ``posix._exit``: the server did
+the work and wrote to our stdout and stderr itself. When it is not (no server, not root, ``-t``,
+``MINICONTAINER_NO_SERVER``, the server says "run it yourself"), ``main`` loads ``site`` then —
+the venv's packages become importable exactly as in a normal start — and runs the verb in-process
+through :func:`minicontainer.cli.execute`. Rejected: a client in C or shell (the course is Python,
+and ``sh`` → ``python`` costs an exec more); a ``python -S`` flag in ``[project.scripts]``
+(pip rewrites a script's ``#!python`` line and drops its flags), so ``pip install`` alone gives
+the ordinary, slower, equally correct script.
+
+The protocol (the server's side is in server.py), one Unix stream connection per command. Client →
+server: ``MC1`` + 4-byte length + the NUL-separated request (kind, cwd, umask, argc, argv…,
+environment…) with fds 0, 1, 2 attached (SCM_RIGHTS); later ``S<signal>\\n`` lines. Server →
+client: one line, ``W<wait status>`` (done), ``F<reason>`` (run it yourself) or ``E<message>``
+(refused); the command then acknowledges with ``A\\n``, so that a command that goes away *before*
+its answer (killed) can be told from one that has it.
+"""
+
+import posix
+import sys
+
+#: the state root's default (paths.py), read here before anything else is imported
+STATE_ROOT = "/run/minicontainer"
+MAGIC = b"MC1"
+VERBS = frozenset({"run", "create", "start", "ps", "exec", "logs", "stop", "kill", "pause", "unpause",
+                   "rm", "inspect", "stats", "images", "import", "build", "rmi", "commit", "gc", "serve"})
+#: signals the command forwards to its worker (docker run's --sig-proxy forwards these too)
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+_FSENC = sys.getfilesystemencoding()
+
+
+def main() -> None:
+    """The installed command (the launcher's only call). Never returns."""
+    argv = sys.argv[1:]
+    env = {k.decode(_FSENC, "surrogateescape"): v.decode(_FSENC, "surrogateescape")
+           for k, v in posix.environ.items()}
+    code = served(argv, env)
+    if code is not None:
+        sys.stderr.flush()
+        posix._exit(code)
+    import site                 # what `python` without -S would have done at start
+    site.main()
+    from minicontainer.cli import execute
+    sys.exit(execute(argv))
+
+
+def socket_path(env) -> str:
+    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
+    return env.get("MINICONTAINER_STATE_ROOT", STATE_ROOT).rstrip("/") + "/server.sock"
+
+
+def wants_terminal(argv: list[str]) -> bool:
+    """Does the command ask for a terminal (``-t``, ``-it``, ``--tty``)? Errs on the side of yes: a
+    false yes only means running in-process."""
+    return any(a == "--tty" or (a.startswith("-") and not a.startswith("--") and "t" in a[1:]
+                                and a[1:].isalpha()) for a in argv)
+
+
+def served(argv: list[str], env) -> "int | None":
+    """Run the command through a running server and return its exit code; None when it is not for
+    a server (no verb, ``serve`` itself, a terminal, ``MINICONTAINER_NO_SERVER``, not root) or no
+    server listens: the caller then runs it itself."""
+    if (not argv or argv[0] not in VERBS or argv[0] == "serve" or env.get("MINICONTAINER_NO_SERVER")
+            or wants_terminal(argv) or posix.geteuid() != 0):
+        return None
+    import _socket
+    path = socket_path(env)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            s.connect(path)
+        except OSError:             # no socket, or a server that died without removing it: run here
+            return None
+        return converse(s, request(b"run", argv, env), path)
+    finally:
+        s.close()
+
+
+def request(kind: bytes, argv: list[str], env) -> bytes:
+    """The request's bytes (format in the module's docstring). ValueError: a NUL in an argument."""
+    umask = posix.umask(0)
+    posix.umask(umask)
+    try:
+        cwd = posix.getcwd()
+    except FileNotFoundError:
+        cwd = "/"
+    enc = _FSENC
+    fields = [kind, cwd.encode(enc, "surrogateescape"), b"%d" % umask, b"%d" % len(argv),
+              *(a.encode(enc, "surrogateescape") for a in argv),
+              *(f"{k}={v}".encode(enc, "surrogateescape") for k, v in env.items())]
+    if any(b"\0" in f for f in fields):
+        raise ValueError("NUL byte in an argument or the environment")
+    body = b"\0".join(fields)
+    return MAGIC + len(body).to_bytes(4, "big") + body
+
+
+def converse(s, req: bytes, path: str = "") -> "int | None":
+    """Send the request with our stdio, relay signals until the answer, acknowledge it; the exit
+    code, or None for "run it yourself". A worker killed by signal N makes us die of N too."""
+    import _signal
+    from . import fdpass
+    fdpass.send(s, req, fdpass.stdio())
+
+    def relay(signum, _frame):
+        try:
+            s.send(b"S%d\n" % signum)
+        except OSError:
+            pass
+    old = {}
+    for name in FORWARDED:
+        n = getattr(_signal, name)
+        old[n] = _signal.signal(n, relay)
+    try:
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(256)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        for n, h in old.items():
+            _signal.signal(n, h)
+    try:
+        s.send(b"A\n")      # answered: our worker may go on cleaning up after we leave
+    except OSError:
+        pass
+    line = reply.split(b"\n", 1)[0]        # the worker's answer; the server's own may follow it
+    kind, text = line[:1], line[1:].strip().decode(errors="replace")
+    if kind == b"F":
+        return None
+    if kind == b"W":
+        status = int(text)
+        if posix.WIFSIGNALED(status):
+            sig = posix.WTERMSIG(status)
+            sys.stdout.flush()
+            _signal.signal(sig, _signal.SIG_DFL)
+            posix.kill(posix.getpid(), sig)     # die as the runtime died: the shell sees the same
+            return 128 + sig
+        return posix.WEXITSTATUS(status)
+    print(f"minicontainer: the server {'refused: ' + text if kind == b'E' else 'went away'} ({path})",
+          file=sys.stderr)
+    return 125
+
+
+def launcher_text(python: str, package_parent: str) -> str:
+    """The launcher's text: ``python -S``, the package's directory first on sys.path."""
+    return (f"#!{python} -S\n"
+            "# minicontainer's command, written by `python -m minicontainer.client install` (make setup).\n"
+            "# -S: no `site` at start; the command loads it only to run a verb itself (see client.py).\n"
+            "import sys\n"
+            f"sys.path.insert(0, {package_parent!r})\n"
+            "from minicontainer.client import main\n"
+            "main()\n")
+
+
+def install(target: str) -> str:
+    """Write the launcher to ``target`` (the command pip installed there is replaced), for this
+    interpreter and this copy of the package. Returns what it did, for the installer's log."""
+    import os
+    python = os.path.abspath(sys.executable)   # the venv's python (not resolved: its pyvenv.cfg counts)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    line = f"#!{python} -S"
+    # the kernel splits a #! line at the first blank and reads at most 255 bytes of it
+    if any(c.isspace() for c in python) or len(line) > 255:
+        return f"kept pip's {target}: {python} cannot stand in a #! line"
+    tmp = f"{target}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(launcher_text(python, parent))
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
+    return f"wrote {target} ({line})"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["install"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m minicontainer.client install PATH")
+    print(install(sys.argv[2]))
