@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 
 from .errors import KernelError, MountError, NamespaceError, from_oserror
 
@@ -78,6 +79,17 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 
+# --- inotify(7) ----------------------------------------------------------------------------------
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
 # The soname directly: ctypes.util.find_library runs `ldconfig -p` in a subprocess (and imports
 # subprocess), several ms on every container start. glibc and musl both answer to these names.
 try:
@@ -94,6 +106,8 @@ _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.syscall.restype = ctypes.c_long
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
 
 _SYS_pivot_root = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41, "ppc64le": 203,
                    "s390x": 217}.get(os.uname().machine, 155)
@@ -272,3 +286,34 @@ def set_no_new_privs() -> None:
 def set_child_subreaper() -> None:
     """Orphaned descendants are re-parented to this process instead of PID 1 (what an init does)."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+# --- inotify -------------------------------------------------------------------------------------
+
+def inotify_init(flags: int = IN_NONBLOCK | IN_CLOEXEC) -> int:
+    """inotify_init1(2): an fd that reads as events on the watched paths (``minicontainer serve``
+    watches its own package, server.py)."""
+    fd = _libc.inotify_init1(flags)
+    if fd < 0:
+        raise _fail("inotify_init1", None, KernelError, {
+            errno.EMFILE: "too many inotify instances (/proc/sys/fs/inotify/max_user_instances)"})
+    return fd
+
+
+def inotify_add_watch(fd: int, path: str | os.PathLike, mask: int) -> int:
+    """inotify_add_watch(2): report ``mask`` events of ``path`` (a directory: of the files in it)."""
+    wd = _libc.inotify_add_watch(fd, _b(path), mask)
+    if wd < 0:
+        raise _fail("inotify_add_watch", path, KernelError, {
+            errno.ENOSPC: "too many watches (/proc/sys/fs/inotify/max_user_watches)"})
+    return wd
+
+
+def inotify_events(data: bytes):
+    """Split what an inotify fd read into ``(wd, mask, name)`` (``struct inotify_event``)."""
+    i = 0
+    while i + 16 <= len(data):
+        wd, mask, _cookie, n = (int.from_bytes(data[j:j + 4], sys.byteorder, signed=(j == i))
+                                for j in range(i, i + 16, 4))
+        yield wd, mask, data[i + 16:i + 16 + n].rstrip(b"\0").decode(errors="surrogateescape")
+        i += 16 + n

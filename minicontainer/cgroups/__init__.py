@@ -129,9 +129,10 @@ class Cgroup:
         """SIGKILL every process in the group and wait until it is empty."""
         self.backend.kill(self.name)
 
-    def delete(self) -> None:
-        """Remove the group (retrying while the kernel reports it busy); idempotent."""
-        self.backend.delete(self.name)
+    def delete(self, *, wait: bool = True) -> None:
+        """Remove the group, retrying while the kernel reports it busy (``wait=False``: a busy group
+        raises CgroupError at once); idempotent."""
+        self.backend.delete(self.name, timeout=5.0 if wait else 0.0)
 
     def destroy(self) -> None:
         """Thaw, kill what is left, delete: how a ``with`` block, the cleanup cell and ``gc`` end a group."""

@@ -103,9 +103,9 @@ class V1Backend:
                 f.rmdir_parent_if_empty(d.parent)
             raise
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, timeout: float = 5.0) -> None:
         for m in self.hierarchies():
-            f.rmdir(m / self.parent_name / name)
+            f.rmdir(m / self.parent_name / name, timeout=timeout)
             f.rmdir_parent_if_empty(m / self.parent_name)
 
     # -- limits ------------------------------------------------------------------------------------

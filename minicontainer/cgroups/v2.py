@@ -84,8 +84,8 @@ class V2Backend:
                     raise
         raise CgroupError("mkdir", str(self.dir(name)), errno.ENOENT, hint="the parent keeps vanishing")
 
-    def delete(self, name: str) -> None:
-        f.rmdir(self.dir(name))
+    def delete(self, name: str, timeout: float = 5.0) -> None:
+        f.rmdir(self.dir(name), timeout=timeout)
         f.rmdir_parent_if_empty(self.parent)
 
     # -- limits ------------------------------------------------------------------------------------

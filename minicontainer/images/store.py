@@ -377,6 +377,11 @@ class ImageStore:
             raise ConfigError(f"invalid container id {cid!r}")
         return self.root / "containers" / cid
 
+    def layer_paths(self, cid: str) -> ContainerLayer:
+        """Where ``cid``'s writable layer is (or will be): nothing is created."""
+        path = self._cdir(cid)
+        return ContainerLayer(path, path / "upper", path / "work")
+
     def create_container_layer(self, cid: str) -> ContainerLayer:
         """Make ``containers/<cid>/{upper,work}`` (fresh and empty)."""
         self._dirs()

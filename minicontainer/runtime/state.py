@@ -93,12 +93,19 @@ def find(ref: str) -> dict:
     raise NotFoundError(f"no such container: {ref}", hint="see `minicontainer ps -a`")
 
 
-def remove(cid: str) -> None:
-    try:
-        name = read(cid).get("name")
-    except (NotFoundError, ValueError, OSError):
-        name = None
-    shutil.rmtree(root() / cid, ignore_errors=True)
+def remove(cid: str, name: str | None = None) -> None:
+    """Remove the record and release its name (read from the record unless given)."""
+    if name is None:
+        try:
+            name = read(cid).get("name")
+        except (NotFoundError, ValueError, OSError):
+            name = None
+    d = root() / cid
+    try:                                  # a record's directory holds state.json only, normally
+        os.unlink(d / "state.json")
+        os.rmdir(d)
+    except OSError:
+        shutil.rmtree(d, ignore_errors=True)
     if name:
         release_name(name, cid)
 

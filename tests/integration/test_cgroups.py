@@ -158,6 +158,31 @@ def test_context_manager_kills_what_is_left():
     assert "mccg-ctx" not in list_groups()
 
 
+def test_delete_without_waiting():
+    """`delete(wait=False)` removes an empty group at once and refuses a busy one at once (the
+    runtime's clean-up after a container's PID 1 ended, which then kills what is left)."""
+    from minicontainer.runtime.process import _cleanup_cgroup
+    cg = Cgroup.create("mccg-nowait")
+    p = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    try:
+        cg.add(p.pid)
+        t = time.monotonic()
+        with pytest.raises(CgroupError, match="EBUSY"):
+            cg.delete(wait=False)
+        assert time.monotonic() - t < 1 and p.poll() is None
+        _cleanup_cgroup(cg, ended=True)             # busy after all: killed, then removed
+        assert p.wait(timeout=5) == -signal.SIGKILL
+        assert "mccg-nowait" not in list_groups()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        cg.destroy()
+    cg = Cgroup.create("mccg-nowait")
+    cg.delete(wait=False)
+    assert "mccg-nowait" not in list_groups()
+
+
 @pytest.mark.parametrize("kwargs", [{"memory": "abc"}, {"cpus": -1}, {"pids": 0}, {"cpus": "lots"},
                                     {"memory": "64m", "memory_swap": "32m"}, {"cpuset": "0-999"}])
 def test_bad_limits_create_nothing(kwargs):

@@ -210,3 +210,24 @@ def test_idle_server_stops_by_itself(tmp_path):
     # its spare went with it: no layer, no cgroup (the leak check), no record
     assert _wait(lambda: not any(Path(env["MINICONTAINER_DATA_ROOT"], "containers").iterdir()))
     _nothing_left(env)
+
+
+def test_the_worker_takes_the_commands_environment(tmp_path):
+    """A worker is a fork of the server, which has the environment `serve` had; it must run with
+    the command's instead: variables the command set, and none the command lacks (here
+    MINICONTAINER_DEBUG, read per call: a traceback instead of the one-line error)."""
+    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(tmp_path / "state"),
+               MINICONTAINER_DATA_ROOT=str(tmp_path / "data"))
+    env.pop("MINICONTAINER_NO_SERVER", None)
+    env.pop("MINICONTAINER_DEBUG", None)
+    mc(dict(env, MINICONTAINER_DEBUG="1"), "serve", "-d", check=0)
+    try:
+        n = _served(env)
+        p = mc(env, "run", "--rm", "--network", "none", "no-such-image")
+        assert p.returncode == 125 and len(p.stderr.splitlines()) == 1, p.stderr
+        p = mc(dict(env, MINICONTAINER_DEBUG="1"), "run", "--rm", "--network", "none", "no-such-image")
+        assert "Traceback" in p.stderr and "NotFoundError" in p.stderr
+        assert _served(env) == n + 2
+    finally:
+        mc(env, "serve", "--stop", check=0)
+    _nothing_left(env)

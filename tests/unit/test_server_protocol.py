@@ -146,3 +146,27 @@ def test_the_launcher(tmp_path):
                        env={**os.environ, "MINICONTAINER_STATE_ROOT": str(tmp_path / "s"),
                             "MINICONTAINER_DATA_ROOT": str(tmp_path / "d")})
     assert p.returncode == 125 and p.stderr.count("\n") == 1 and "minicontainer:" in p.stderr, p.stderr
+
+
+def test_the_server_notices_a_changed_package(tmp_path):
+    """inotify on the package's directories: a changed, new or removed .py file (also in a
+    subpackage) makes it stale; byte-code caches and other files do not."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.py").write_text("x = 1\n")
+    (tmp_path / "__pycache__").mkdir()
+    w = server._PackageWatch(str(tmp_path))
+    try:
+        (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+        (tmp_path / "sub" / "__pycache__").mkdir()
+        (tmp_path / "notes.txt").write_text("hi")
+        assert not w.stale()
+        (tmp_path / "sub" / "a.py").write_text("x = 2\n")
+        assert w.stale() and w.stale()          # and it stays so
+    finally:
+        w.close()
+    w = server._PackageWatch(str(tmp_path))
+    try:
+        os.utime(tmp_path / "sub" / "a.py", ns=(0, 0))
+        assert w.stale()
+    finally:
+        w.close()
