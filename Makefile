@@ -41,8 +41,6 @@ $(VENV)/.stamp: pyproject.toml
 	$(VPY) -m pip install -q --disable-pip-version-check --upgrade pip
 	# compat editable mode: a plain path in a .pth file, no import hook on every interpreter start
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[course,test]' --config-settings editable_mode=compat
-	# the command: pip's script, replaced by one that starts Python without `site` (minicontainer/client.py)
-	$(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
 	@touch $@
 
 # Byte-compile the package: with PYTHONDONTWRITEBYTECODE set (as on some CI hosts) Python would
@@ -50,6 +48,9 @@ $(VENV)/.stamp: pyproject.toml
 # files are recompiled, so this is instant on a second run.
 venv: $(VENV)/.stamp
 	@$(VPY) -m compileall -q minicontainer >/dev/null
+	@# the command: pip's script replaced by a launcher that starts Python without `site` (client.py);
+	@# again whenever pip wrote its own (a later `pip install -e .`)
+	@head -n1 $(VENV)/bin/minicontainer | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
 
 setup: root system-packages venv
 
