@@ -315,8 +315,8 @@ def _serve(a):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command: forwarded to a running ``minicontainer serve`` when there is one (see server.py),
-    else run here."""
+    """The command: forwarded to a running ``minicontainer serve`` when there is one (client.py;
+    the installed launcher calls ``client.main`` directly), else run here."""
     argv = sys.argv[1:] if argv is None else argv
     from .client import served
     code = served(argv, os.environ)
