@@ -241,9 +241,11 @@ def test_200_run_rm_cycles_leave_nothing(roots, monkeypatch):
     _nothing_left(roots)
 
 
-def _in_terminal(env, args, keys: list[bytes], timeout=20.0):
+def _in_terminal(env, args, keys: list[bytes], timeout=20.0, prompt=b"# "):
     """Run the CLI with a pseudo-terminal as its stdin/stdout, as a user at a shell would; type
-    ``keys`` one batch at a time; return (exit code, everything the terminal showed)."""
+    ``keys`` one batch at a time, each once the shell shows its next ``prompt`` (as a person does:
+    keys typed before the shell reads were lost in the slow, emulated VM); return (exit code,
+    everything the terminal showed)."""
     import pty
     import select
     pid, fd = pty.fork()
@@ -266,10 +268,11 @@ def _in_terminal(env, args, keys: list[bytes], timeout=20.0):
                     return False
         return True
     try:
-        pump(1.0)
-        for k in keys:
+        for i, k in enumerate(keys):
+            deadline = time.monotonic() + timeout
+            while out.count(prompt) <= i and time.monotonic() < deadline and pump(0.05):
+                pass
             os.write(fd, k)
-            pump(0.7)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done, status = os.waitpid(pid, os.WNOHANG)
