@@ -385,23 +385,23 @@ class ImageStore:
     def create_container_layer(self, cid: str) -> ContainerLayer:
         """Make ``containers/<cid>/{upper,work}`` (fresh and empty)."""
         self._dirs()
-        path = self._cdir(cid)
+        layer = self.layer_paths(cid)
         try:
-            path.mkdir(exist_ok=True)
-            (path / "upper").mkdir()
-            (path / "work").mkdir()
+            layer.path.mkdir(exist_ok=True)
+            layer.upperdir.mkdir()
+            layer.workdir.mkdir()
         except FileExistsError:
-            raise ConflictError(f"container layer {path} exists already",
+            raise ConflictError(f"container layer {layer.path} exists already",
                                 hint="the container id is in use") from None
         except OSError as exc:
-            raise from_oserror(exc, "create container layer", path) from exc
-        return ContainerLayer(path, path / "upper", path / "work")
+            raise from_oserror(exc, "create container layer", layer.path) from exc
+        return layer
 
     def container_layer(self, cid: str) -> ContainerLayer:
-        path = self._cdir(cid)
-        if not (path / "upper").is_dir():
-            raise NotFoundError(f"container {cid}: no writable layer under {path}")
-        return ContainerLayer(path, path / "upper", path / "work")
+        layer = self.layer_paths(cid)
+        if not layer.upperdir.is_dir():
+            raise NotFoundError(f"container {cid}: no writable layer under {layer.path}")
+        return layer
 
     def remove_container_layer(self, cid: str) -> None:
         """Remove ``containers/<cid>`` (idempotent). Its overlay must be unmounted (it is, when it was
