@@ -3,8 +3,9 @@ home directories and mktemp -d are 0700) and in a path with a space.
 
 Issue 14: `sudo make test` from a 0700 home failed 20 tests, because a test ran code as uid 65534
 that read the checkout. So these copy the working tree (what is being tested, not HEAD: uncommitted
-changes count) into such places and run tests/unit there with this interpreter; the copy's package
-is the one imported (the working directory comes first on sys.path), which the first step checks.
+changes count) into such places, each with a venv of its own there (a venv's path is the checkout's
+path: a blank in it matters to #! lines), and run tests/unit in them; the copy's package is the one
+imported (the working directory comes first on sys.path), which the first step checks.
 """
 
 import os
@@ -29,6 +30,18 @@ def _copy_to(dest: Path) -> Path:
     return dest
 
 
+def _venv_in(checkout: Path) -> str:
+    """A venv at checkout/.venv, as `make venv` makes it there (its python's path has the checkout's
+    blanks in it), that borrows this one's packages instead of installing them again: a .pth line
+    adds this venv's site-packages, whose own .pth files then count too."""
+    venv = checkout / ".venv"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    (theirs,) = venv.glob("lib/python*/site-packages")
+    (theirs / "borrowed.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in ours))
+    return str(venv / "bin" / "python")
+
+
 def _start(checkout: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env[GUARD] = "1"
@@ -36,7 +49,7 @@ def _start(checkout: Path) -> subprocess.Popen:
     code = ("import minicontainer, sys, pytest; "
             f"assert minicontainer.__file__.startswith({str(checkout)!r} + '/'), minicontainer.__file__; "
             "sys.exit(pytest.main(['tests/unit', '-q', '-p', 'no:cacheprovider']))")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=checkout, env=env,
+    return subprocess.Popen([_venv_in(checkout), "-c", code], cwd=checkout, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
