@@ -97,8 +97,9 @@ bench: setup
 	$(MAKE) system-packages EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(VPY) bench/run_all.py
 
-# The classroom VM, verified for real (boots it, provisions twice, runs the tests inside, destroys
-# it; ~20 min without KVM). Not part of `make test`: it installs its own host tools (vagrant, libvirt …).
+# The classroom VM, verified for real (boots it, provisions twice, runs the integration tests and
+# every notebook inside, destroys it; 29 min without KVM when it ran notebooks 01 02 only, more now).
+# Not part of `make test`: it installs its own host tools (vagrant, libvirt …).
 vm-test: root venv
 	bash vagrant/vm-test.sh
 
