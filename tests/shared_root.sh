@@ -13,5 +13,6 @@
 #
 # Usage: bash tests/shared_root.sh COMMAND [ARGS…]   (used by `make test`'s second pass)
 set -euo pipefail
-exec unshare --mount --propagation private -- /bin/bash -c \
-  'mount --make-rshared / && export MINICONTAINER_SHARED_ROOT=1 && exec "$@"' shared-root "$@"
+# MINICONTAINER_SHARED_ROOT_FROM: the namespace we left (the tests check they run in another one)
+MINICONTAINER_SHARED_ROOT_FROM=$(readlink /proc/self/ns/mnt) exec unshare --mount --propagation private -- \
+  /bin/bash -c 'mount --make-rshared / && export MINICONTAINER_SHARED_ROOT=1 && exec "$@"' shared-root "$@"
