@@ -58,7 +58,7 @@ lab: setup
 	@TOKEN=$$($(VPY) -c 'import secrets; print(secrets.token_hex(16))'); \
 	echo ""; echo "  Open the course at:  http://$(LAB_IP):$(LAB_PORT)/lab/tree/00_a_container_is_just_a_process.ipynb?token=$$TOKEN"; echo ""; \
 	exec $(VENV)/bin/jupyter lab --allow-root --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
-	  --ServerApp.root_dir=$(CURDIR)/notebooks --IdentityProvider.token=$$TOKEN
+	  --ServerApp.root_dir="$(CURDIR)/notebooks" --IdentityProvider.token=$$TOKEN
 
 $(SOLVED): notebooks/*.ipynb notebooks/solutions/*.py
 	$(VPY) -m minicontainer.course.notebooks solve notebooks $(SOLVED)
