@@ -68,7 +68,8 @@ $(SOLVED): notebooks/*.ipynb notebooks/solutions/*.py
 # namespace whose / is recursively shared, as systemd makes it on every Debian/Ubuntu host and the
 # course's VM: there a mount that a container or a notebook lets propagate back to its host reaches
 # the namespace the leak checks look at (tests/shared_root.sh). On a private / (this CI host) such
-# a leak is invisible. Both passes run even if the first fails; make fails if either did.
+# a leak is invisible. Both passes run even if the first fails; make fails if either did (a
+# PYTEST_ARGS that selects no kernel test is fine for the second: pytest's 5, nothing collected).
 test: setup
 	@$(VPY) -m minicontainer.course.notebooks solve notebooks $(SOLVED)
 	@rc=0; \
@@ -76,7 +77,7 @@ test: setup
 	$(VPY) -m pytest tests $(SOLVED) $(NBVAL_ARGS) $(PYTEST_ARGS) || rc=1; \
 	echo "== pass 2 of 2: kernel tests and notebooks under a shared / (systemd hosts; tests/shared_root.sh)"; \
 	bash tests/shared_root.sh $(VPY) -m pytest tests/integration tests/notebooks $(SOLVED) $(NBVAL_ARGS) \
-	  $(PYTEST_ARGS) || rc=1; \
+	  $(PYTEST_ARGS) || { c=$$?; [ $$c = 5 ] || rc=1; }; \
 	exit $$rc
 
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg \
