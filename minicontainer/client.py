@@ -161,8 +161,16 @@ def launcher_text(python: str, package_parent: str) -> str:
             "# minicontainer's command, written by `python -m minicontainer.client install` (make setup).\n"
             "# -S: no `site` at start; the command loads it only to run a verb itself (see client.py).\n"
             "import sys\n"
-            f"sys.path.insert(0, {package_parent!r})\n"
-            "from minicontainer.client import main\n"
+            f"PACKAGE = {package_parent!r}\n"
+            "sys.path.insert(0, PACKAGE)\n"
+            "try:\n"
+            "    from minicontainer.client import main\n"
+            "except (ImportError, OSError) as exc:  # a non-root user, a package only root can read (a venv in /root)\n"
+            "    import posix\n"
+            "    sys.stderr.write('minicontainer: cannot import its package from %s as uid %d (%s): run it as root '\n"
+            "                     '(sudo minicontainer ...) or install it where this user can read it\\n'\n"
+            "                     % (PACKAGE, posix.getuid(), exc))\n"
+            "    sys.exit(126)\n"
             "main()\n")
 
 

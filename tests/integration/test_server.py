@@ -78,8 +78,11 @@ def test_same_output_and_exit_codes_through_the_server(served):
 def test_the_installed_command_is_served(served):
     """What a user types: the launcher `make setup` installs (`python -S`, client.py) sends the
     command to the server — same output and exit codes — and runs it in-process when asked to."""
-    cmd = ROOT / ".venv" / "bin" / "minicontainer"
-    assert cmd.read_text().startswith(f"#!{ROOT / '.venv' / 'bin' / 'python'} -S\n"), "make setup installs it"
+    cmd, python = ROOT / ".venv" / "bin" / "minicontainer", ROOT / ".venv" / "bin" / "python"
+    if any(c.isspace() for c in str(python)):     # no #! line can name it: make setup keeps pip's script
+        assert cmd.read_text().startswith("#!/bin/sh\n")
+    else:
+        assert cmd.read_text().startswith(f"#!{python} -S\n"), "make setup installs it"
     n = _served(served)
     run = [str(cmd), "run", "--rm", "--network", "none", "busybox"]
     p = subprocess.run([*run, "sh", "-c", "echo out; echo err >&2; exit 5"], env=served,

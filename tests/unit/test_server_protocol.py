@@ -137,7 +137,11 @@ def test_the_launcher(tmp_path):
     import subprocess
     import sys
     target = tmp_path / "minicontainer"
-    assert "wrote" in client.install(str(target))
+    said = client.install(str(target))
+    if any(c.isspace() for c in sys.executable):     # a checkout in a path with a blank: pip's script stays
+        assert said.startswith("kept pip's") and not target.exists(), said
+        return
+    assert "wrote" in said
     text = target.read_text()
     assert text.startswith(f"#!{sys.executable} -S\n") and target.stat().st_mode & 0o111
     p = subprocess.run([str(target), "--version"], capture_output=True, text=True)
