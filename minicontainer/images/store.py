@@ -53,7 +53,7 @@ def normalize_ref(ref: str) -> str:
 
 
 #: kept from an image's config besides the four every image has, when present (Docker's keys)
-_EXTRA_CONFIG = ("User", "ExposedPorts", "StopSignal", "Labels", "Volumes")
+_EXTRA_CONFIG = ("User", "ExposedPorts", "StopSignal", "Labels", "Volumes", "Created")
 
 
 def _clean_config(cfg: dict | None) -> dict:
