@@ -238,8 +238,9 @@ def pull(ref_s: str, *, store: ImageStore | None = None, platform: str | None = 
     scope = f"repository:{ref.path}:pull"
     tmps: list = []
     try:
-        prog.status(f"{ref.tag or ref.digest[:19]}: Pulling from {ref.familiar_name}")
         man, digest = resolve_manifest(client, ref, want, scope)
+        # (after the manifest: a bad name or a refusal is then the only line the user sees)
+        prog.status(f"{ref.tag or ref.digest[:19]}: Pulling from {ref.familiar_name}")
         cfg = _fetch_json_blob(client, ref, man["config"], scope)
         layers = man["layers"]
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
