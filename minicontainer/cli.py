@@ -59,7 +59,7 @@ def _run_opts(v):
     v.add_argument("--hostname")
     v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     v.add_argument("-w", "--workdir", metavar="DIR")
-    v.add_argument("-u", "--user", metavar="UID[:GID]")
+    v.add_argument("-u", "--user", metavar="USER[:GROUP]")
     v.add_argument("--memory", metavar="SIZE", help="e.g. 64m")
     v.add_argument("--cpus", metavar="N", help="e.g. 0.5")
     v.add_argument("--pids-limit", metavar="N")
@@ -69,6 +69,8 @@ def _run_opts(v):
     v.add_argument("--read-only", action="store_true")
     v.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps zombies")
     v.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
+    v.add_argument("--dns", action="append", default=[], metavar="IP")
+    v.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     v.add_argument("image")
     v.add_argument("command", nargs="...")          # argparse.REMAINDER
 
@@ -142,7 +144,7 @@ def _config(a):
                            user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
                            pids_limit=a.pids_limit, network=a.network, ports=a.publish,
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,
-                           rm=getattr(a, "rm", False))
+                           rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search)
 
 
 def _run(a):

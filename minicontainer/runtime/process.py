@@ -94,6 +94,7 @@ def create(cfg: ContainerConfig) -> dict:
         rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
+               "image_user": icfg.get("User") or None,
                "created": time.time(), "pid": None, "owner": _me(), "exit_code": None,
                "cgroup": spare.cg.name if spare else _cgroup_name(cid),
                # the layer's place is known before it exists: one write of the record, not two (a
@@ -179,7 +180,8 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
             stack.callback(_detach, network, rec["id"])
             net = _attach(network, rec, cfg, pid)
             etc["/etc/hosts"] = net.hosts_file()
-            etc["/etc/resolv.conf"] = net.resolv_conf()
+            from .. import resolvconf      # the host's servers, loopback ones replaced (Docker's rule)
+            etc["/etc/resolv.conf"] = resolvconf.for_container(cfg.dns, cfg.dns_search)
         elif peer is not None:
             # container:NAME — the child joined the peer's network namespace (setns) instead of
             # making one: same interfaces, addresses, ports; and the peer's /etc/hosts view.
@@ -619,12 +621,13 @@ def _container_init(spec: dict, sock, fail) -> None:
         os.chdir(rec["workdir"])
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
-    if cfg.user:
-        uid, _, gid = cfg.user.partition(":")
-        os.setgroups([])
-        os.setgid(int(gid or uid))
-        os.setuid(int(uid))
     env = dict(e.split("=", 1) for e in rec["env"])
+    if cfg.user or rec.get("image_user"):   # names resolved in the container's own /etc (registry)
+        from ..images.userdb import switch_user
+        try:
+            switch_user(cfg.user or rec["image_user"], env)
+        except Exception as exc:  # noqa: BLE001 - ContainerError, or EPERM from the kernel
+            fail(125, f"set user {cfg.user or rec['image_user']}: {exc}")
     argv = rec["argv"]
 
     def exec_command():
