@@ -450,9 +450,7 @@ def _import(store: ImageStore, arc: _Archive, path, name: str | None, progress: 
     if progress:
         progress("done", total, total)
     c = cfg.get("config") or cfg.get("Config") or {}
-    return store.add_image(ids, {"Env": c.get("Env"), "Cmd": c.get("Cmd"),
-                                 "Entrypoint": c.get("Entrypoint"), "WorkingDir": c.get("WorkingDir")},
-                           name=name)
+    return store.add_image(ids, dict(c, Created=cfg.get("created")), name=name)   # the store keeps its keys
 
 
 class TextProgress:
