@@ -152,6 +152,7 @@ class Registry:
 
 def skopeo_copy(src: str, dst: str, *, creds: bool = True, fmt: str | None = None, all_: bool = False) -> None:
     argv = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+
     if creds:
         argv += ["--dest-creds", f"{USER}:{PASSWORD}"]
     if fmt:
@@ -268,3 +269,27 @@ class FaultProxy:
 
 
 
+
+
+def oci_layout_zstd(src_oci_tar: Path, dest: Path) -> None:
+    """The same image with its layers recompressed as zstd (skopeo 1.9 keeps gzip layers as they are)."""
+    import gzip
+    import zstandard
+    dest.mkdir()
+    with tarfile.open(src_oci_tar) as t:
+        t.extractall(dest)  # our own archive
+    index = json.loads((dest / "index.json").read_text())
+    blobs = dest / "blobs/sha256"
+    desc = index["manifests"][0]
+    man = json.loads((blobs / desc["digest"].split(":")[1]).read_bytes())
+    for layer in man["layers"]:
+        raw = gzip.decompress((blobs / layer["digest"].split(":")[1]).read_bytes())
+        z = zstandard.ZstdCompressor().compress(raw)
+        d = hashlib.sha256(z).hexdigest()
+        (blobs / d).write_bytes(z)
+        layer.update(mediaType="application/vnd.oci.image.layer.v1.tar+zstd", digest=f"sha256:{d}", size=len(z))
+    data = json.dumps(man).encode()
+    d = hashlib.sha256(data).hexdigest()
+    (blobs / d).write_bytes(data)
+    desc.update(digest=f"sha256:{d}", size=len(data))
+    (dest / "index.json").write_text(json.dumps(index))

@@ -17,7 +17,8 @@ from minicontainer.images import ImageStore
 from minicontainer.images.export import save
 from minicontainer.images.pull import host_platform
 
-from tests.integration._registry import PASSWORD, USER, FaultProxy, Registry, oci_layout_with_two_platforms, skopeo_copy
+from tests.integration._registry import (PASSWORD, USER, FaultProxy, Registry, oci_layout_with_two_platforms,
+                                        oci_layout_zstd, skopeo_copy)
 
 pytestmark = pytest.mark.skipif(not all(os.path.exists(p) for p in ("/usr/bin/docker-registry", "/usr/bin/skopeo",
                                                                      "/usr/bin/htpasswd")),
@@ -34,6 +35,7 @@ def regs(tmp_path_factory):
     oci_tar = base / "bb-oci.tar"
     save("busybox", oci_tar, fmt="oci", store=store)
     oci_layout_with_two_platforms(oci_tar, base / "multi", OTHER_ARCH)
+    oci_layout_zstd(oci_tar, base / "zstd")
     out = {}
     try:
         for auth in ("htpasswd", "token", None):
@@ -44,6 +46,8 @@ def regs(tmp_path_factory):
                 skopeo_copy(f"oci-archive:{oci_tar}", f"docker://{r.host}/team/bb:{fmt}", fmt=fmt, creds=bool(auth))
             skopeo_copy(f"oci:{base / 'multi'}:multi", f"docker://{r.host}/team/multi:latest", all_=True,
                         creds=bool(auth))
+            if auth is None:
+                skopeo_copy(f"oci:{base / 'zstd'}", f"docker://{r.host}/team/bb:zstd", fmt="oci", creds=False)
             if auth == "token":
                 skopeo_copy(f"oci-archive:{oci_tar}", f"docker://{r.host}/public/bb:v1", creds=True)
         yield out
@@ -232,3 +236,13 @@ def test_rmi_by_digest_and_save_round_trip(regs, mc, tmp_path):
     assert p.returncode == 0 and "deleted" in p.stdout, p.stderr
     line = _one_line_125(mc("rmi", digest_ref))
     assert "not found" in line
+
+
+def test_zstd_layers(regs, mc):
+    ref = f"{regs[None].host}/team/bb:zstd"
+    info = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(info.stdout)["layers"][0]["mediaType"].endswith("+zstd")
+    p = mc("pull", ref)
+    assert p.returncode == 0, p.stderr
+    assert (Path(mc.store.get(ref).lowerdirs[0]) / "bin/busybox").exists()
