@@ -69,6 +69,7 @@ def _run_opts(v):
     v.add_argument("--read-only", action="store_true")
     v.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps zombies")
     v.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
+    v.add_argument("-P", "--publish-all", action="store_true", help="publish the image's exposed ports")
     v.add_argument("--dns", action="append", default=[], metavar="IP")
     v.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     v.add_argument("image")
@@ -137,8 +138,9 @@ def _verbs(sub, only=None):
 
 
 def _config(a):
-    from .images.commands import prepare_run
+    from .images.commands import prepare_run, publish_all
     prepare_run(a)                       # --pull: the image is there before the container exists
+    a.publish = a.publish + publish_all(a)                       # -P
     from .runtime.config import ContainerConfig
     return ContainerConfig(image=a.image, command=a.command, name=a.name, env=a.env, workdir=a.workdir,
                            user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,

@@ -215,3 +215,24 @@ def prepare_run(a) -> None:
     from .progress import PullProgress
     from .pull import ensure_image
     ensure_image(a.image, policy, insecure=_insecure(a), progress=PullProgress())
+
+
+def publish_all(a) -> list[str]:
+    """``-P``: each of the image's ExposedPorts (``"80/tcp": {}``) published on a free host port, as
+    ``HOSTPORT:CTRPORT/PROTO`` for ``-p``'s parser. The kernel picks the port (bind to port 0) — a
+    port another program takes in between makes the publish fail with its usual error."""
+    if not getattr(a, "publish_all", False):
+        return []
+    import socket
+    from .store import ImageStore
+    exposed = (ImageStore().get(a.image).config or {}).get("ExposedPorts") or {}
+    out = []
+    for key in sorted(exposed):
+        port, _, proto = key.partition("/")
+        proto = proto or "tcp"
+        if not port.isdigit() or proto not in ("tcp", "udp"):
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
+            s.bind(("0.0.0.0", 0))
+            out.append(f"{s.getsockname()[1]}:{port}/{proto}")
+    return out

@@ -77,6 +77,7 @@ def create(cfg: ContainerConfig) -> dict:
     if not argv:
         raise ContainerError("no command given and the image has none",
                              hint="add a command: minicontainer run IMAGE CMD…", )
+    stop_signal = parse_signal(icfg["StopSignal"]) if icfg.get("StopSignal") else None   # the image's
     _die_at("validated")
     spare = _parked_for(img.id, cfg)    # made by `minicontainer serve` for such a run: take its id
     cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
@@ -94,7 +95,8 @@ def create(cfg: ContainerConfig) -> dict:
         rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
-               "image_user": icfg.get("User") or None,
+               "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
+               "stop_signal": stop_signal,
                "created": time.time(), "pid": None, "owner": _me(), "exit_code": None,
                "cgroup": spare.cg.name if spare else _cgroup_name(cid),
                # the layer's place is known before it exists: one write of the record, not two (a
@@ -765,7 +767,7 @@ def stop(ref: str, timeout: float = 10) -> None:
     except NotFoundError:
         cg = None
     try:
-        os.kill(rec["pid"], signal.SIGTERM)
+        os.kill(rec["pid"], rec.get("stop_signal") or signal.SIGTERM)   # the image's StopSignal
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + timeout

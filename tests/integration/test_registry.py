@@ -246,3 +246,31 @@ def test_zstd_layers(regs, mc):
     p = mc("pull", ref)
     assert p.returncode == 0, p.stderr
     assert (Path(mc.store.get(ref).lowerdirs[0]) / "bin/busybox").exists()
+
+
+def test_image_config_user_stopsignal_labels_ports(mc, monkeypatch):
+    """An image's User, StopSignal, Labels and ExposedPorts, as docker run honours them."""
+    bb = mc.store.ensure_busybox()
+    mc.store.add_image(bb.layers, dict(bb.config, User="1000:1000", StopSignal="SIGUSR1",
+                                       Labels={"org.example.team": "course"}, ExposedPorts={"8080/tcp": {}}),
+                       name="featured")
+    p = mc("run", "--rm", "--network", "none", "featured", "id", "-u")
+    assert p.returncode == 0 and p.stdout == "1000\n", p.stderr
+    p = mc("run", "--rm", "--network", "none", "-u", "0", "featured", "id", "-u")
+    assert p.returncode == 0 and p.stdout == "0\n", p.stderr
+    p = mc("run", "-d", "--name", "sig", "--network", "none", "featured", "sh", "-c",
+           "trap 'exit 7' USR1; while :; do sleep 0.05; done")
+    assert p.returncode == 0, p.stderr
+    try:
+        rec = json.loads(mc("inspect", "sig").stdout)
+        assert rec["image_labels"] == {"org.example.team": "course"} and rec["stop_signal"] == 10
+        assert mc("stop", "-t", "5", "sig").returncode == 0
+        assert json.loads(mc("inspect", "sig").stdout)["exit_code"] == 7     # USR1, not TERM then KILL
+    finally:
+        mc("rm", "-f", "sig")
+    monkeypatch.setenv("MINICONTAINER_DATA_ROOT", str(mc.store.root))
+    from types import SimpleNamespace
+    from minicontainer.images.commands import publish_all
+    (spec,) = publish_all(SimpleNamespace(publish_all=True, image="featured"))
+    host, ctr = spec.split(":")
+    assert int(host) > 0 and ctr == "8080/tcp"
