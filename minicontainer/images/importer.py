@@ -376,7 +376,7 @@ def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
     ``store.add_layer_dir(tmp / "diff", digest=…)`` and removes ``tmp`` — a pull commits all its
     layers at once, so a failure in the third leaves nothing of the first two."""
     import io as _io
-    raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 16)
+    raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 20)
     data, _ = _decompressed(raw)
     hashed = _Reader(data)
     tmp = store.tmpdir("import-")
@@ -384,7 +384,7 @@ def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
         diff = tmp / "diff"
         diff.mkdir(mode=0o755)
         try:
-            with tarfile.open(fileobj=hashed, mode="r|") as tar:
+            with tarfile.open(fileobj=hashed, mode="r|", bufsize=1 << 20) as tar:
                 extract_layer(tar, diff, layer=label, max_bytes=max_bytes, max_entries=max_entries)
             digest = hashed.drain()
             while raw.read(1 << 20):                # the compressed stream's end (its digest check)

@@ -91,7 +91,7 @@ class Client:
         self._local = threading.local()
         self._tokens: dict[str, str] = {}        # scope → "Bearer …" / "Basic …"
         self._lock = threading.Lock()
-        self._ctx = ssl.create_default_context()  # verifies certificates and host names
+        self._ctx: ssl.SSLContext | None = None  # made on first use: loading the CA store costs ~20 ms
 
     # --- connections ----------------------------------------------------------------------------
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
@@ -99,9 +99,12 @@ class Client:
         key = (scheme, netloc)
         if key not in conns:
             if scheme == "https":
-                ctx = self._ctx
                 if self.insecure and netloc == self.host:   # Docker: insecure = TLS unverified too
                     ctx = ssl._create_unverified_context()
+                else:
+                    if self._ctx is None:
+                        self._ctx = ssl.create_default_context()   # verifies certificates and names
+                    ctx = self._ctx
                 conns[key] = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=ctx)
             else:
                 conns[key] = http.client.HTTPConnection(netloc, timeout=self.timeout)
