@@ -221,7 +221,7 @@ def publish_all(a) -> list[str]:
     """``-P``: each of the image's ExposedPorts (``"80/tcp": {}``) published on a free host port, as
     ``HOSTPORT:CTRPORT/PROTO`` for ``-p``'s parser. The kernel picks the port (bind to port 0) — a
     port another program takes in between makes the publish fail with its usual error."""
-    if not getattr(a, "publish_all", False):
+    if not getattr(a, "publish_all", False) or a.image == "busybox":   # the embedded image exposes none
         return []
     import socket
     from .store import ImageStore
