@@ -129,3 +129,17 @@ def test_connection_refused_and_unknown_host():
         Client(f"127.0.0.1:{port}").ping()
     with pytest.raises(RegistryError, match="unknown registry host 'registry.invalid'"):
         Client("registry.invalid").ping()
+
+
+def test_a_registry_that_does_not_answer_times_out_in_one_line():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()                                # accepts (the kernel does), never answers
+    try:
+        c = Client(f"127.0.0.1:{s.getsockname()[1]}", timeout=0.3)
+        with pytest.raises(RegistryError, match=r"did not answer within 0.3 s — check the network") as exc:
+            c.ping()
+        assert "\n" not in str(exc.value)
+    finally:
+        s.close()
