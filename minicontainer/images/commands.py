@@ -132,9 +132,9 @@ def images(a) -> int:
             print(r)
         return 0
     w = max([len(r[0]) for r in rows] + [10]) + 3
-    print(f"{'REPOSITORY':{w}}{'TAG':12}{'DIGEST':73}{'IMAGE ID':14}{'CREATED':20}SIZE")
+    print(f"{'REPOSITORY':{w}}{'TAG':12}{'DIGEST':73}{'IMAGE ID':14}{'CREATED':25}SIZE")
     for r in rows:
-        print(f"{r[0]:{w}}{r[1]:12}{r[2]:73}{r[3]:14}{r[4]:20}{r[5]}")
+        print(f"{r[0]:{w}}{r[1]:12}{r[2]:73}{r[3]:14}{r[4]:25}{r[5]}")
     return 0
 
 

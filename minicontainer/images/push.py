@@ -69,9 +69,27 @@ def _push_blob(client, ref, scope, blob, prog) -> None:
         raise ConfigError(f"{what}: the registry gave no upload Location")
     url = urllib.parse.urljoin(client.url("/v2/"), loc)
     url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": blob.digest})
-    prog.layer(blob.digest, "Pushing", done=0, total=blob.size)
-    with open(blob.path, "rb") as f:
+    with open(blob.path, "rb") as raw:
+        f = _Counting(raw, lambda n: prog.layer(blob.digest, "Pushing", done=n, total=blob.size))
         client.request("PUT", url, scope=scope, what=what, body=f, ok=(201,),
                        headers={"Content-Type": "application/octet-stream",
                                 "Content-Length": str(blob.size)})
     prog.layer(blob.digest, "Pushed")
+
+
+class _Counting:
+    """A file for http.client's body: reports the bytes sent so far (it reads 8 KiB at a time)."""
+
+    def __init__(self, f, report):
+        self.f, self.report, self.n = f, report, 0
+
+    def read(self, size=-1):
+        data = self.f.read(size)
+        self.n += len(data)
+        if data:
+            self.report(self.n)
+        return data
+
+    def seek(self, pos, whence=0):
+        self.n = pos if whence == 0 else self.n
+        return self.f.seek(pos, whence)
