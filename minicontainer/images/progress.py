@@ -92,3 +92,45 @@ class Quiet(PullProgress):
 
     def layer(self, *a, **k):
         pass
+
+
+class WidgetProgress:
+    """The same three methods as ipywidgets for a notebook: one bar per layer, a status line.
+
+    ``pull(ref, progress=WidgetProgress())`` in a cell shows the bars as the layers stream."""
+
+    def __init__(self):
+        import ipywidgets as w   # lazily: the command line never imports it
+        from IPython.display import display
+        self.w = w
+        self.box = w.VBox([])
+        self.status_line = w.HTML("")
+        self.bars: dict[str, object] = {}
+        self.lock = threading.Lock()
+        self.started: dict[str, float] = {}
+        display(w.VBox([self.status_line, self.box]))
+
+    def status(self, line: str) -> None:
+        self.status_line.value = line
+
+    def layer(self, digest: str, state: str, done: int | None = None, total: int | None = None) -> None:
+        short = digest.partition(":")[2][:12]
+        with self.lock:
+            bar = self.bars.get(short)
+            if bar is None:
+                bar = self.bars[short] = self.w.FloatProgress(value=0, min=0, max=1, description=short,
+                                                             layout={"width": "60%"})
+                bar.label = self.w.Label(state)
+                self.box.children = (*self.box.children, self.w.HBox([bar, bar.label]))
+        if done is not None and total:
+            t0 = self.started.setdefault(short, time.monotonic())
+            bar.value = done / total
+            rate = done / max(time.monotonic() - t0, 1e-3)
+            bar.label.value = f"{state} {human(done)}/{human(total)} {human(rate)}/s"
+        else:
+            if state in ("Pull complete", "Already exists", "Pushed", "Layer already exists"):
+                bar.value = 1
+            bar.label.value = state
+
+    def close(self) -> None:
+        pass

@@ -178,3 +178,16 @@ def test_progress_plain_and_terminal():
     p.layer("sha256:" + "c" * 64, "Downloading", done=5_200_000, total=10_000_000)
     assert "5.2MB/10MB" in tty.getvalue() and "/s" in tty.getvalue()
     assert human(999) == "999B" and human(1_500) == "1.5kB" and human(123_456_789) == "123MB"
+
+
+def test_widget_progress_bars():
+    pytest.importorskip("ipywidgets")
+    from minicontainer.images.progress import WidgetProgress
+    p = WidgetProgress()
+    p.status("v1: Pulling from team/bb")
+    p.layer("sha256:" + "d" * 64, "Downloading", done=500, total=1000)
+    bar = p.bars["d" * 12]
+    assert bar.value == 0.5 and bar.label.value.startswith("Downloading 500B/1kB")
+    p.layer("sha256:" + "d" * 64, "Pull complete")
+    assert bar.value == 1 and bar.label.value == "Pull complete"
+    assert p.status_line.value == "v1: Pulling from team/bb"
