@@ -37,7 +37,7 @@ from .overlay import OPAQUE_XATTR
 
 DEFAULT_CONFIG = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                   "Cmd": ["/bin/sh"], "Entrypoint": [], "WorkingDir": "/"}
-_HINT = "see `minicontainer images`, or `minicontainer import FILE NAME` / `minicontainer build`"
+_HINT = "see `minicontainer images`; get it with `minicontainer pull NAME`, `import FILE NAME` or `build`"
 
 
 def normalize_ref(ref: str) -> str:
