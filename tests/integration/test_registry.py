@@ -119,8 +119,8 @@ def test_login_pull_run_push(regs, mc, auth, fmt):
     # pulled back into an empty store, the pushed image runs the same
     assert mc("rmi", pushed, ref).returncode == 0
     assert mc.store.images() == []
-    p = mc("run", "--rm", "--network", "none", pushed, "cat", "/bin/busybox")
-    assert p.returncode == 0 and len(p.stdout) > 0, p.stderr
+    p = mc("run", "--rm", "--network", "none", pushed, "sh", "-c", "echo ran $(wc -c < /bin/busybox)")
+    assert p.returncode == 0 and p.stdout.startswith("ran ") and int(p.stdout.split()[1]) > 100_000, p.stderr
     assert mc("logout", r.host).returncode == 0
     assert r.host not in json.loads(mc.config.read_text())["auths"]
 
