@@ -617,6 +617,9 @@ def _container_init(spec: dict, sock, fail) -> None:
     cfg = ContainerConfig.from_dict(rec["config"])
     if cfg.tty:
         from .tty import make_controlling   # only then: it pulls in termios and threading
+    user = cfg.user or rec.get("image_user")
+    if user:
+        from ..images.userdb import switch_user   # before enter_root: the package is on the host
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"])
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:
@@ -624,12 +627,11 @@ def _container_init(spec: dict, sock, fail) -> None:
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
     env = dict(e.split("=", 1) for e in rec["env"])
-    if cfg.user or rec.get("image_user"):   # names resolved in the container's own /etc (registry)
-        from ..images.userdb import switch_user
+    if user:                              # a name is resolved in the container's own /etc
         try:
-            switch_user(cfg.user or rec["image_user"], env)
+            switch_user(user, env)  # noqa: F821 - imported above when user
         except Exception as exc:  # noqa: BLE001 - ContainerError, or EPERM from the kernel
-            fail(125, f"set user {cfg.user or rec['image_user']}: {exc}")
+            fail(125, f"set user {user}: {exc}")
     argv = rec["argv"]
 
     def exec_command():

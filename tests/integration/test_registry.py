@@ -258,6 +258,8 @@ def test_image_config_user_stopsignal_labels_ports(mc, monkeypatch):
     assert p.returncode == 0 and p.stdout == "1000\n", p.stderr
     p = mc("run", "--rm", "--network", "none", "-u", "0", "featured", "id", "-u")
     assert p.returncode == 0 and p.stdout == "0\n", p.stderr
+    line = _one_line_125(mc("run", "--rm", "--network", "none", "-u", "nosuch", "featured", "true"))
+    assert "unable to find user nosuch" in line
     p = mc("run", "-d", "--name", "sig", "--network", "none", "featured", "sh", "-c",
            "trap 'exit 7' USR1; while :; do sleep 0.05; done")
     assert p.returncode == 0, p.stderr
