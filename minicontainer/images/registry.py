@@ -230,7 +230,8 @@ class Client:
         scope = params.get("scope") or scope
         query = urllib.parse.urlencode([*q.items(), *([("scope", scope)] if scope else [])])
         realm = urllib.parse.urlsplit(params["realm"])
-        if realm.scheme not in ("https", "http") or (realm.scheme == "http" and not
+        same_insecure = self.insecure and realm.hostname == urllib.parse.urlsplit(f"//{self.host}").hostname
+        if realm.scheme not in ("https", "http") or (realm.scheme == "http" and not same_insecure and not
                                                       plain_http_allowed(realm.netloc)):
             raise RegistryError(f"{what}: token realm {params['realm']!r} is not HTTPS",
                                 hint="a token service must use TLS (plain HTTP only on loopback)")
