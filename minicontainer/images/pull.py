@@ -234,6 +234,7 @@ def pull(ref_s: str, *, store: ImageStore | None = None, platform: str | None = 
     ref = parse(ref_s)
     prog = progress if progress is not None else PullProgress()
     want = parse_platform(platform)
+    store.clean_tmp()                             # what a killed pull left (SIGKILL skips finally)
     client = client_for(ref, insecure, credentials, timeout)
     scope = f"repository:{ref.path}:pull"
     tmps: list = []

@@ -171,7 +171,20 @@ class ImageStore:
         """A scratch directory on the store's file system (so a finished layer is moved by rename)."""
         self._dirs()
         import tempfile  # lazily: off the start path of `run`
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=self.root / "tmp"))
+
+    def clean_tmp(self) -> list[str]:
+        """Remove scratch directories of processes that are gone (a pull or import killed with
+        SIGKILL could not remove its own). The owner's pid is in the name; a live pid keeps it."""
+        out = []
+        d = self.root / "tmp"
+        for entry in d.iterdir() if d.is_dir() else ():
+            pid = entry.name.rpartition("-")[2].partition(".")[0]
+            if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+                continue
+            _rmtree(entry)
+            out.append(f"removed scratch {entry.name}")
+        return out
 
     def _refs(self) -> dict[str, str]:
         try:

@@ -191,3 +191,14 @@ def test_widget_progress_bars():
     p.layer("sha256:" + "d" * 64, "Pull complete")
     assert bar.value == 1 and bar.label.value == "Pull complete"
     assert p.status_line.value == "v1: Pulling from team/bb"
+
+
+def test_scratch_of_a_killed_process_is_removed(tmp_path):
+    from minicontainer.images.store import ImageStore
+    store = ImageStore(tmp_path / "data")
+    mine = store.tmpdir("import-")
+    assert mine.name.startswith(f"import-{os.getpid()}.")
+    dead = store.root / "tmp" / "import-4194305.abc"            # above any pid_max: never alive
+    (dead / "diff").mkdir(parents=True)
+    assert store.clean_tmp() == ["removed scratch import-4194305.abc"]
+    assert mine.exists() and not dead.exists()
