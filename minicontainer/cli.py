@@ -59,7 +59,7 @@ def _run_opts(v):
     v.add_argument("--hostname")
     v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     v.add_argument("-w", "--workdir", metavar="DIR")
-    v.add_argument("-u", "--user", metavar="UID[:GID]")
+    v.add_argument("-u", "--user", metavar="USER[:GROUP]")
     v.add_argument("--memory", metavar="SIZE", help="e.g. 64m")
     v.add_argument("--cpus", metavar="N", help="e.g. 0.5")
     v.add_argument("--pids-limit", metavar="N")
@@ -68,6 +68,10 @@ def _run_opts(v):
     v.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
     v.add_argument("--read-only", action="store_true")
     v.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps zombies")
+    v.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
+    v.add_argument("-P", "--publish-all", action="store_true", help="publish the image's exposed ports")
+    v.add_argument("--dns", action="append", default=[], metavar="IP")
+    v.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
     v.add_argument("image")
     v.add_argument("command", nargs="...")          # argparse.REMAINDER
 
@@ -113,18 +117,18 @@ def _verbs(sub, only=None):
     v = verb("stats", _stats, "cgroup statistics of running containers")
     v.add_argument("--no-stream", action="store_true")
     v.add_argument("container", nargs="*")
-    verb("images", _images, "list images")
     v = verb("import", _import, "import a docker-save or OCI archive")
     v.add_argument("file")
     v.add_argument("name", nargs="?")
     v = verb("build", _build, "build an image from a Containerfile")
     v.add_argument("-t", "--tag")
     v.add_argument("context")
-    verb("rmi", _rmi, "remove images").add_argument("image", nargs="+")
     v = verb("commit", _commit, "a container's changes as a new image")
     v.add_argument("container")
     v.add_argument("name")
     verb("gc", _gc, "remove what crashed runs left behind")
+    from .images.commands import add_parsers as _image_verbs   # pull push tag images rmi save login logout
+    _image_verbs(sub, only)
     v = verb("serve", _serve, "keep the runtime loaded; commands forward themselves to it (fast starts)")
     v.add_argument("-d", "--detach", action="store_true", help="run in the background")
     v.add_argument("--idle", type=float, default=0, metavar="SECONDS",
@@ -134,12 +138,15 @@ def _verbs(sub, only=None):
 
 
 def _config(a):
+    from .images.commands import prepare_run, publish_all
+    prepare_run(a)                       # --pull: the image is there before the container exists
+    a.publish = a.publish + publish_all(a)                       # -P
     from .runtime.config import ContainerConfig
     return ContainerConfig(image=a.image, command=a.command, name=a.name, env=a.env, workdir=a.workdir,
                            user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
                            pids_limit=a.pids_limit, network=a.network, ports=a.publish,
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,
-                           rm=getattr(a, "rm", False))
+                           rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search)
 
 
 def _run(a):
@@ -267,13 +274,6 @@ def _stats(a):
         print(f"{s['name']:20}{s['cpu_usage_usec']:>12}{s['memory_current']:>12}{s['memory_peak']:>12}{s['pids_current']:>6}")
 
 
-def _images(a):
-    from .images import list_images
-    print(f"{'NAME':30}{'IMAGE ID':14}SIZE")
-    for img in list_images():
-        print(f"{img.name:30}{img.id[:12]:14}{img.size()}")
-
-
 def _import(a):
     from .images import import_archive
     print(import_archive(a.file, a.name).id)
@@ -282,13 +282,6 @@ def _import(a):
 def _build(a):
     from .images import build
     print(build(a.context, a.tag, progress=print).image.id)
-
-
-def _rmi(a):
-    from .images import remove_image
-    for ref in a.image:
-        for line in remove_image(ref):
-            print(line)
 
 
 def _commit(a):

@@ -5,6 +5,9 @@ The runtime (notebook 06) calls :class:`ImageStore` (``ensure_busybox``, ``get``
 :func:`mount_overlay`; the CLI calls the module functions below (``images``, ``import``, ``build``,
 ``rmi``, ``commit``). Split by role: :mod:`.overlay` (the kernel's union mount), :mod:`.store`
 (layers and images on disk), :mod:`.importer` (archives, safe extraction), :mod:`.builder`.
+Registries (notebook 09): :mod:`.reference` (names), :mod:`.registry` (the v2 protocol on
+http.client), :mod:`.pull`, :mod:`.push`, :mod:`.export` (save), :mod:`.credentials` (login),
+:mod:`.progress`, :mod:`.userdb` (``-u NAME``), :mod:`.commands` (the CLI's image verbs).
 """
 
 from __future__ import annotations

@@ -15,8 +15,11 @@ whiteouts — while ``fully_trusted`` would let a hostile layer write anywhere o
 * refuses absolute names, ``..`` components, writes *through* any symlink (a layer's own entries
   never need that; a symlink to ``/etc`` followed by ``x/passwd`` is the classic escape), hard
   links whose target is absolute, uses ``..``, is not a file already in this layer, or passes a
-  symlink; whiteouts naming ``.``/``..``; block and character devices (a container gets its /dev
-  from the runtime; a device node in an image is only a way to reach host hardware);
+  symlink; whiteouts naming ``.``/``..``;
+* *skips* block and character devices with a one-line warning (a container gets its /dev from the
+  runtime; a device node in an image is only a way to reach host hardware). Refusing the image was
+  rejected: real root file systems (debootstrap's, umoci's) carry /dev/console and /dev/null, and
+  containers/storage skips them too when it cannot create them;
 * caps a layer at ``max_bytes`` of content and ``max_entries`` entries (a tar bomb);
 * never follows a symlink when it creates, replaces or changes an entry (``O_NOFOLLOW``, ``lchown``).
 
@@ -33,6 +36,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -122,15 +126,23 @@ def _remove_existing(path: str, keep_dir: bool) -> None:
         os.unlink(path)
 
 
+def warn_stderr(line: str) -> None:
+    import sys
+    print(f"minicontainer: warning: {line}", file=sys.stderr, flush=True)
+
+
 def extract_layer(tar: tarfile.TarFile, dest: str | os.PathLike, *, layer: str = "layer",
-                  max_bytes: int = MAX_LAYER_BYTES, max_entries: int = MAX_LAYER_ENTRIES) -> int:
+                  max_bytes: int = MAX_LAYER_BYTES, max_entries: int = MAX_LAYER_ENTRIES,
+                  warn: Callable[[str], None] | None = warn_stderr) -> int:
     """Unpack a layer tar (opened in stream mode is fine) into ``dest`` in overlay form.
 
     Returns the number of content bytes written. On any refusal raises ImageError; the caller
-    removes ``dest`` (which is inside the store's scratch space).
+    removes ``dest`` (which is inside the store's scratch space). Device nodes are skipped and
+    reported in one line through ``warn``.
     """
     root = os.fspath(dest)
     total = 0
+    skipped: list[str] = []
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     for count, m in enumerate(tar, 1):
         if count > max_entries:
@@ -196,13 +208,17 @@ def extract_layer(tar: tarfile.TarFile, dest: str | os.PathLike, *, layer: str =
             _remove_existing(path, keep_dir=False)
             os.mkfifo(path, 0o600)
         elif m.ischr() or m.isblk():
-            raise _refuse(layer, m.name, f"device node {m.devmajor}:{m.devminor} "
-                          "(the runtime gives containers their /dev; images must not carry devices)")
+            skipped.append(f"/{rel} ({m.devmajor}:{m.devminor})")
+            continue
         else:
             raise _refuse(layer, m.name, f"unsupported tar entry type {m.type!r}")
         _apply_meta(path, m)
     for path, m in reversed(dirs):
         _apply_meta(path, m)
+    if skipped and warn:
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        warn(f"layer {layer}: skipped {len(skipped)} device node{'s' * (len(skipped) > 1)} "
+             f"({', '.join(skipped[:3])}{more}): the runtime gives each container its own /dev")
     return total
 
 
@@ -315,23 +331,28 @@ def read_archive(arc: _Archive, tag: str | None = None) -> tuple[list[str], dict
     if arc.has("index.json") or arc.has("oci-layout"):
         man, own = _oci_manifest(arc, tag)
         cfg = arc.json(_blob(man["config"]["digest"]))
-        for layer in man.get("layers", []):
-            mt = layer.get("mediaType", "")
-            if "zstd" in mt:
-                raise ImageError(f"import {arc.path}: layer {layer['digest'][:19]} is zstd-compressed",
-                                 hint="convert it: skopeo copy --dest-compress-format gzip …")
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [None] * len(man["layers"])
         return [_blob(layer["digest"]) for layer in man["layers"]], cfg, list(diff_ids), own
     raise ImageError(f"import {arc.path}: neither manifest.json (docker save) nor index.json (OCI layout)",
                      hint="make one with `docker save`, `skopeo copy … docker-archive:` or `umoci`")
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def _decompressed(f) -> tuple[object, bool]:
-    head = f.peek(2)[:2] if hasattr(f, "peek") else b""
-    if head == b"\x1f\x8b":
+    """gzip, zstd or plain tar, told by the magic bytes (a media type can lie; the bytes cannot).
+    zstd needs the PyPI package ``zstandard`` (Python 3.11's standard library has no zstd)."""
+    head = f.peek(4)[:4] if hasattr(f, "peek") else b""
+    if head[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=f, mode="rb"), True
-    if head == b"\x28\xb5":
-        raise ImageError("zstd-compressed layers are not supported", hint="re-export with gzip")
+    if head == ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError:
+            raise ImageError("zstd layers need the Python package zstandard",
+                             hint="pip install zstandard") from None
+        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True), True
     return f, False
 
 
@@ -339,8 +360,23 @@ def import_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
                  on_read: Callable[[int], None] | None = None, max_bytes: int = MAX_LAYER_BYTES,
                  max_entries: int = MAX_LAYER_ENTRIES) -> str:
     """Unpack one (maybe gzip) layer tar into the store; returns its id (sha256 of the tar)."""
+    tmp, digest = unpack_layer(store, fileobj, label=label, expected=expected, on_read=on_read,
+                               max_bytes=max_bytes, max_entries=max_entries)
+    try:
+        return store.add_layer_dir(tmp / "diff", digest=digest, source=f"import {label}")
+    finally:
+        _rmtree(tmp)
+
+
+def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None = None,
+                 on_read: Callable[[int], None] | None = None, max_bytes: int = MAX_LAYER_BYTES,
+                 max_entries: int = MAX_LAYER_ENTRIES) -> tuple[Path, str]:
+    """Unpack one layer (gzip, zstd or plain tar) into a scratch dir of the store, not yet in it:
+    returns (scratch dir holding ``diff/``, sha256 of the tar). The caller commits it with
+    ``store.add_layer_dir(tmp / "diff", digest=…)`` and removes ``tmp`` — a pull commits all its
+    layers at once, so a failure in the third leaves nothing of the first two."""
     import io as _io
-    raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 16)
+    raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 20)
     data, _ = _decompressed(raw)
     hashed = _Reader(data)
     tmp = store.tmpdir("import-")
@@ -348,20 +384,30 @@ def import_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
         diff = tmp / "diff"
         diff.mkdir(mode=0o755)
         try:
-            with tarfile.open(fileobj=hashed, mode="r|") as tar:
+            with tarfile.open(fileobj=hashed, mode="r|", bufsize=1 << 20) as tar:
                 extract_layer(tar, diff, layer=label, max_bytes=max_bytes, max_entries=max_entries)
+            digest = hashed.drain()
+            while raw.read(1 << 20):                # the compressed stream's end (its digest check)
+                pass
+        except ImageError:
+            raise
         except tarfile.TarError as exc:
             raise ImageError(f"layer {label}: not a valid tar stream ({exc})") from exc
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ImageError(f"layer {label}: corrupt or truncated compressed data ({exc})") from exc
         except OSError as exc:
             raise from_oserror(exc, f"unpack layer {label}") from exc
-        digest = hashed.drain()
+        except Exception as exc:                    # zstandard.ZstdError and the like
+            if type(exc).__module__.startswith("zstandard"):
+                raise ImageError(f"layer {label}: corrupt zstd data ({exc})") from exc
+            raise
         if expected and expected.partition(":")[2] != digest:
             raise ImageError(f"layer {label}: content sha256:{digest[:12]} does not match the config's "
                              f"diff_id {expected[:19]}", hint="the archive is corrupt")
-        lid = store.add_layer_dir(diff, digest=digest, source=f"import {label}")
-    finally:
+    except BaseException:
         _rmtree(tmp)
-    return lid
+        raise
+    return tmp, digest
 
 
 def import_archive(path: str | os.PathLike, name: str | None = None, *, store: ImageStore | None = None,
@@ -404,9 +450,7 @@ def _import(store: ImageStore, arc: _Archive, path, name: str | None, progress: 
     if progress:
         progress("done", total, total)
     c = cfg.get("config") or cfg.get("Config") or {}
-    return store.add_image(ids, {"Env": c.get("Env"), "Cmd": c.get("Cmd"),
-                                 "Entrypoint": c.get("Entrypoint"), "WorkingDir": c.get("WorkingDir")},
-                           name=name)
+    return store.add_image(ids, dict(c, Created=cfg.get("created")), name=name)   # the store keeps its keys
 
 
 class TextProgress:

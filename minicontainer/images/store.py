@@ -37,22 +37,32 @@ from .overlay import OPAQUE_XATTR
 
 DEFAULT_CONFIG = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                   "Cmd": ["/bin/sh"], "Entrypoint": [], "WorkingDir": "/"}
-_HINT = "see `minicontainer images`, or `minicontainer import FILE NAME` / `minicontainer build`"
+_HINT = "see `minicontainer images`; get it with `minicontainer pull NAME`, `import FILE NAME` or `build`"
 
 
 def normalize_ref(ref: str) -> str:
-    """``busybox`` → ``busybox:latest``; names are lower-case, like docker's."""
-    ref = ref.strip()
-    name, tag = ref.rsplit(":", 1) if ":" in ref.split("/")[-1] else (ref, "latest")
-    if not (re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", name) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag)):
-        raise ConfigError(f"invalid image name {ref!r}", hint="use a lower-case NAME or NAME:TAG")
-    return f"{name}:{tag}"
+    """``busybox`` → ``busybox:latest``, ``docker.io/library/busybox`` → ``busybox:latest``,
+    ``127.0.0.1:5000/app`` → ``127.0.0.1:5000/app:latest``: Docker's familiar form (see
+    :mod:`.reference`), so a pulled image and a built one share one namespace of names."""
+    from .reference import parse
+    r = parse(ref.strip() if isinstance(ref, str) else ref)
+    if r.tag is None:
+        raise ConfigError(f"invalid image name {ref!r}: a name needs a tag, not only a digest",
+                          hint="use NAME[:TAG]")
+    return r.familiar
+
+
+#: kept from an image's config besides the four every image has, when present (Docker's keys)
+_EXTRA_CONFIG = ("User", "ExposedPorts", "StopSignal", "Labels", "Volumes", "Created")
 
 
 def _clean_config(cfg: dict | None) -> dict:
     cfg = cfg or {}
     out = {"Env": list(cfg.get("Env") or []), "Cmd": list(cfg.get("Cmd") or []),
            "Entrypoint": list(cfg.get("Entrypoint") or []), "WorkingDir": cfg.get("WorkingDir") or "/"}
+    for key in _EXTRA_CONFIG:         # only when set: an image without them keeps its old id
+        if cfg.get(key):
+            out[key] = cfg[key]
     return out
 
 
@@ -161,13 +171,44 @@ class ImageStore:
         """A scratch directory on the store's file system (so a finished layer is moved by rename)."""
         self._dirs()
         import tempfile  # lazily: off the start path of `run`
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=self.root / "tmp"))
+
+    def clean_tmp(self) -> list[str]:
+        """Remove scratch directories of processes that are gone (a pull or import killed with
+        SIGKILL could not remove its own). The owner's pid is in the name; a live pid keeps it."""
+        out = []
+        d = self.root / "tmp"
+        for entry in d.iterdir() if d.is_dir() else ():
+            pid = entry.name.rpartition("-")[2].partition(".")[0]
+            if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+                continue
+            _rmtree(entry)
+            out.append(f"removed scratch {entry.name}")
+        return out
 
     def _refs(self) -> dict[str, str]:
         try:
             return json.loads((self.root / "refs.json").read_text())
         except FileNotFoundError:
             return {}
+
+    def _digests(self) -> dict[str, str]:
+        """``{"127.0.0.1:5000/app@sha256:…": image id}``: the manifest digests images were pulled by
+        (Docker's RepoDigests), kept apart from tags: a digest names content, a tag moves."""
+        try:
+            return json.loads((self.root / "digests.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def set_digest(self, name: str, digest: str, iid: str) -> None:
+        """Record that ``name`` (familiar repository) at manifest ``digest`` is image ``iid``."""
+        with self.lock():
+            d = self._digests()
+            d[f"{name}@{digest}"] = iid
+            self._write_json(self.root / "digests.json", d)
+
+    def digests_of(self, iid: str) -> list[str]:
+        return sorted(k for k, v in self._digests().items() if v == iid)
 
     def _write_json(self, path: Path, data) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -235,8 +276,21 @@ class ImageStore:
                      d.get("created", 0.0))
 
     def resolve(self, ref: str) -> str:
-        """Image id for a name (``busybox``, ``busybox:latest``) or an id prefix (≥ 4 hex digits)."""
+        """Image id for a name (``busybox``, ``busybox:latest``), ``NAME@sha256:…`` (a manifest
+        digest it was pulled by), ``sha256:…`` (a manifest digest or an image id) or an id prefix."""
         refs = self._refs()
+        if "@" in ref or ref.startswith("sha256:"):
+            from .reference import parse
+            digests = self._digests()
+            if "@" in ref:
+                r = parse(ref)
+                key = f"{r.familiar_name}@{r.digest}"
+                if key in digests:
+                    return digests[key]
+            else:
+                hits = {v for k, v in digests.items() if k.endswith("@" + ref)}
+                if len(hits) == 1:
+                    return hits.pop()
         try:
             key = normalize_ref(ref)
         except ConfigError:
@@ -261,7 +315,8 @@ class ImageStore:
         if not d.is_dir():
             return []
         imgs = [self._load(p.stem) for p in sorted(d.glob("*.json"))]
-        return [i for i in imgs if all or i.names]
+        named = set(self._digests().values())
+        return [i for i in imgs if all or i.names or i.id in named]
 
     def tag(self, ref: str, name: str) -> Image:
         iid = self.resolve(ref)
@@ -325,7 +380,13 @@ class ImageStore:
                 refs.pop(r, None)
                 out.append(f"untagged: {r}")
             self._write_json(self.root / "refs.json", refs)
+            # Docker's rule: the last tag gone (or removal by id/digest) takes the digests along
             if force or not any(i == iid for i in refs.values()):
+                digests = self._digests()
+                for k in [k for k, v in digests.items() if v == iid]:
+                    digests.pop(k)
+                    out.append(f"untagged: {k}")
+                self._write_json(self.root / "digests.json", digests)
                 (self.root / "images" / f"{iid}.json").unlink(missing_ok=True)
                 out.append(f"deleted: {iid[:12]}")
         out += self.prune(images=False)
@@ -335,7 +396,7 @@ class ImageStore:
         """Remove unnamed images (``images=True``), stale cache entries and unused layers."""
         out = []
         with self.lock():
-            used_imgs = set(self._refs().values())
+            used_imgs = set(self._refs().values()) | set(self._digests().values())
             in_use = set()
             cdir = self.root / "containers"
             for c in cdir.iterdir() if cdir.is_dir() else ():

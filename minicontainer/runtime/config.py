@@ -29,6 +29,8 @@ class ContainerConfig:
     init: bool = False
     tty: bool = False
     rm: bool = False
+    dns: list[str] = factory(list)
+    dns_search: list[str] = factory(list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,10 +45,12 @@ class ContainerConfig:
         for e in self.env:
             if "=" not in e or e.startswith("="):
                 raise ConfigError(f"invalid environment variable {e!r}", hint="use -e KEY=VALUE")
-        if self.user is not None:
-            parts = self.user.split(":")
-            if len(parts) > 2 or not all(p.isdigit() for p in parts):
-                raise ConfigError(f"invalid user {self.user!r}", hint="use -u UID[:GID] (numbers)")
+        if self.user is not None:           # names are resolved in the image's /etc at start
+            from ..images.userdb import parse_spec
+            parse_spec(self.user)
+        if self.dns or self.dns_search:
+            from ..resolvconf import validate
+            validate(self.dns, self.dns_search)
         if self.name is not None:
             import re
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.name):

@@ -77,6 +77,7 @@ def create(cfg: ContainerConfig) -> dict:
     if not argv:
         raise ContainerError("no command given and the image has none",
                              hint="add a command: minicontainer run IMAGE CMD…", )
+    stop_signal = parse_signal(icfg["StopSignal"]) if icfg.get("StopSignal") else None   # the image's
     _die_at("validated")
     spare = _parked_for(img.id, cfg)    # made by `minicontainer serve` for such a run: take its id
     cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
@@ -94,6 +95,8 @@ def create(cfg: ContainerConfig) -> dict:
         rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
+               "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
+               "stop_signal": stop_signal,
                "created": time.time(), "pid": None, "owner": _me(), "exit_code": None,
                "cgroup": spare.cg.name if spare else _cgroup_name(cid),
                # the layer's place is known before it exists: one write of the record, not two (a
@@ -179,7 +182,8 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
             stack.callback(_detach, network, rec["id"])
             net = _attach(network, rec, cfg, pid)
             etc["/etc/hosts"] = net.hosts_file()
-            etc["/etc/resolv.conf"] = net.resolv_conf()
+            from .. import resolvconf      # the host's servers, loopback ones replaced (Docker's rule)
+            etc["/etc/resolv.conf"] = resolvconf.for_container(cfg.dns, cfg.dns_search)
         elif peer is not None:
             # container:NAME — the child joined the peer's network namespace (setns) instead of
             # making one: same interfaces, addresses, ports; and the peer's /etc/hosts view.
@@ -613,18 +617,21 @@ def _container_init(spec: dict, sock, fail) -> None:
     cfg = ContainerConfig.from_dict(rec["config"])
     if cfg.tty:
         from .tty import make_controlling   # only then: it pulls in termios and threading
+    user = cfg.user or rec.get("image_user")
+    if user:
+        from ..images.userdb import switch_user   # before enter_root: the package is on the host
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"])
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:
         os.chdir(rec["workdir"])
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
-    if cfg.user:
-        uid, _, gid = cfg.user.partition(":")
-        os.setgroups([])
-        os.setgid(int(gid or uid))
-        os.setuid(int(uid))
     env = dict(e.split("=", 1) for e in rec["env"])
+    if user:                              # a name is resolved in the container's own /etc
+        try:
+            switch_user(user, env)  # noqa: F821 - imported above when user
+        except Exception as exc:  # noqa: BLE001 - ContainerError, or EPERM from the kernel
+            fail(125, f"set user {user}: {exc}")
     argv = rec["argv"]
 
     def exec_command():
@@ -762,7 +769,7 @@ def stop(ref: str, timeout: float = 10) -> None:
     except NotFoundError:
         cg = None
     try:
-        os.kill(rec["pid"], signal.SIGTERM)
+        os.kill(rec["pid"], rec.get("stop_signal") or signal.SIGTERM)   # the image's StopSignal
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + timeout

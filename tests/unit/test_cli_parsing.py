@@ -37,7 +37,7 @@ def test_run_flags_reach_the_config():
     assert cfg.limits().memory == 64 * 1024 * 1024 and cfg.rm and cfg.read_only and cfg.init
 
 
-@pytest.mark.parametrize("kw", [dict(env=["NOEQUALS"]), dict(user="bob"), dict(memory="lots"),
+@pytest.mark.parametrize("kw", [dict(env=["NOEQUALS"]), dict(user="bob:x:y"), dict(memory="lots"),
                                 dict(cpus="-1"), dict(name="bad/name"), dict(workdir="rel"),
                                 dict(volumes=["relative"])])
 def test_bad_config_is_a_config_error(kw):

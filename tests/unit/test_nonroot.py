@@ -97,8 +97,10 @@ def test_cli_verbs_need_root_in_one_line(verb, installed):
     # the smallest arguments each verb accepts; the root check comes before anything else
     argv = {"run": ["run", "busybox", "true"], "create": ["create", "busybox"],
             "exec": ["exec", "x", "true"], "import": ["import", "/dev/null", "x"],
-            "build": ["build", "-t", "x", "."], "commit": ["commit", "x", "y"]}.get(verb, [verb])
-    for positional in ("start", "logs", "stop", "kill", "pause", "unpause", "rm", "inspect", "rmi"):
+            "build": ["build", "-t", "x", "."], "commit": ["commit", "x", "y"],
+            "tag": ["tag", "x", "y"], "save": ["save", "-o", "/dev/null", "x"]}.get(verb, [verb])
+    for positional in ("start", "logs", "stop", "kill", "pause", "unpause", "rm", "inspect", "rmi",
+                       "pull", "push", "login", "logout"):
         if verb == positional:
             argv = [verb, "x"]
     r = _run_as_nobody([str(command), *argv])
