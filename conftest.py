@@ -9,6 +9,11 @@ import os
 
 import pytest
 
+# No traffic leaves the machine: a container's resolv.conf names its own loopback, so a name lookup
+# from any test's or notebook's container stays inside that container's network namespace (the
+# host's nameserver is on a private network this machine must not send test traffic to).
+os.environ.setdefault("MINICONTAINER_DNS", "127.0.0.1")
+
 _before: dict = {}
 
 

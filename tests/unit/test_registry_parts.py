@@ -140,7 +140,8 @@ def test_users_never_follow_the_images_symlinks(tmp_path):
     assert resolve_user("7", str(root)) == (7, 0, [], "/")
 
 
-def test_resolv_conf_like_docker(tmp_path):
+def test_resolv_conf_like_docker(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINICONTAINER_DNS", raising=False)  # the suite's own default (conftest.py)
     host = tmp_path / "resolv.conf"
     upstream = tmp_path / "upstream.conf"
     host.write_text("# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp.example\n")
@@ -202,3 +203,15 @@ def test_scratch_of_a_killed_process_is_removed(tmp_path):
     (dead / "diff").mkdir(parents=True)
     assert store.clean_tmp() == ["removed scratch import-4194305.abc"]
     assert mine.exists() and not dead.exists()
+
+
+def test_engine_default_dns_replaces_the_hosts_servers(tmp_path, monkeypatch):
+    from minicontainer import resolvconf
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 10.1.2.3\nsearch corp.example\n")
+    monkeypatch.setenv("MINICONTAINER_DNS", "127.0.0.1")
+    text = resolvconf.for_container(host_path=str(host))
+    assert "nameserver 127.0.0.1" in text and "10.1.2.3" not in text and "search corp.example" in text
+    assert "nameserver 192.0.2.1" in resolvconf.for_container(["192.0.2.1"], host_path=str(host))
+    monkeypatch.delenv("MINICONTAINER_DNS")
+    assert "nameserver 10.1.2.3" in resolvconf.for_container(host_path=str(host))
