@@ -32,11 +32,7 @@ its answer (killed) can be told from one that has it.
 import posix
 import sys
 
-#: the state root's default (paths.py), read here before anything else is imported
-STATE_ROOT = "/run/minicontainer"
-MAGIC = b"MC1"
-VERBS = frozenset({"run", "create", "start", "ps", "exec", "logs", "stop", "kill", "pause", "unpause",
-                   "rm", "inspect", "stats", "images", "import", "build", "rmi", "commit", "gc", "serve"})
+from .commands import MAGIC, SERVED, request, socket_path  # noqa: F401 (MAGIC, request: for the tests)
 #: signals the command forwards to its worker (docker run's --sig-proxy forwards these too)
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 _FSENC = sys.getfilesystemencoding()
@@ -51,15 +47,11 @@ def main() -> None:
     if code is not None:
         sys.stderr.flush()
         posix._exit(code)
-    import site                 # what `python` without -S would have done at start
-    site.main()
+    if sys.flags.no_site:
+        import site             # what `python` without -S would have done at start
+        site.main()
     from minicontainer.cli import execute
     sys.exit(execute(argv))
-
-
-def socket_path(env) -> str:
-    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
-    return env.get("MINICONTAINER_STATE_ROOT", STATE_ROOT).rstrip("/") + "/server.sock"
 
 
 def wants_terminal(argv: list[str]) -> bool:
@@ -73,7 +65,7 @@ def served(argv: list[str], env) -> "int | None":
     """Run the command through a running server and return its exit code; None when it is not for
     a server (no verb, ``serve`` itself, a terminal, ``MINICONTAINER_NO_SERVER``, not root) or no
     server listens: the caller then runs it itself."""
-    if (not argv or argv[0] not in VERBS or argv[0] == "serve" or env.get("MINICONTAINER_NO_SERVER")
+    if (not argv or argv[0] not in SERVED or env.get("MINICONTAINER_NO_SERVER")
             or wants_terminal(argv) or posix.geteuid() != 0):
         return None
     import _socket
@@ -87,24 +79,6 @@ def served(argv: list[str], env) -> "int | None":
         return converse(s, request(b"run", argv, env), path)
     finally:
         s.close()
-
-
-def request(kind: bytes, argv: list[str], env) -> bytes:
-    """The request's bytes (format in the module's docstring). ValueError: a NUL in an argument."""
-    umask = posix.umask(0)
-    posix.umask(umask)
-    try:
-        cwd = posix.getcwd()
-    except FileNotFoundError:
-        cwd = "/"
-    enc = _FSENC
-    fields = [kind, cwd.encode(enc, "surrogateescape"), b"%d" % umask, b"%d" % len(argv),
-              *(a.encode(enc, "surrogateescape") for a in argv),
-              *(f"{k}={v}".encode(enc, "surrogateescape") for k, v in env.items())]
-    if any(b"\0" in f for f in fields):
-        raise ValueError("NUL byte in an argument or the environment")
-    body = b"\0".join(fields)
-    return MAGIC + len(body).to_bytes(4, "big") + body
 
 
 def converse(s, req: bytes, path: str = "") -> "int | None":
