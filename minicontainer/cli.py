@@ -123,9 +123,9 @@ def _exec(a):
     if a.tty:
         from .runtime.tty import Terminal
         with Terminal() as term:
-            return exec_in(a.container, a.command, env=a.env, workdir=a.workdir,
-                                   stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
-    return exec_in(a.container, a.command, env=a.env, workdir=a.workdir)
+            return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user,
+                           stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
+    return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user)
 
 
 def _logs(a):

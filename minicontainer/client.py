@@ -1,10 +1,10 @@
 """The ``minicontainer`` command's first milliseconds, and its way to a running server (notebook 06).
 
-A served ``minicontainer run --rm busybox true`` takes ~30 ms, and a third of that was the command
-starting Python before it sent its first byte: ``site`` (the venv's ``.pth`` files, the system's
-``sitecustomize``, ~5 ms), ``os`` (~2 ms, mostly ``collections.abc``), our own modules (~1.5 ms), and
-tearing the interpreter down again at exit (~2 ms). None of that is needed to forward a command.
-So the installed command is a *launcher* (``install`` below writes it; ``make setup`` runs it):
+Most of a served ``minicontainer run`` is the command starting Python before it sends its first
+byte: ``site`` (the venv's ``.pth`` files, the system's ``sitecustomize``), ``os`` (mostly
+``collections.abc``), our own modules, and tearing the interpreter down again at exit (the split is
+in bench/README.md). None of that is needed to forward a command. So the installed command is a
+*launcher* (``install`` below writes it; ``make setup`` runs it):
 
     #!/…/.venv/bin/python -S                # no `site` at start
     import sys; sys.path.insert(0, "…")     # where the package is
@@ -12,7 +12,9 @@ So the installed command is a *launcher* (``install`` below writes it; ``make se
 
 and this module imports only what is built into the interpreter (``posix``, ``_socket``,
 ``_signal``; not ``os``, ``socket`` or ``signal``, whose Python parts import ``enum`` and
-``collections.abc``). When the command is served it leaves with ``posix._exit``: the server did
+``collections.abc``), and of ours the plain-data commands.py (the verb table, the request's format)
+and fdpass.py. The launcher sits *above* the command line: when it runs a verb itself it imports
+cli.py, which never imports this module (tests/unit/test_structure.py). When the command is served it leaves with ``posix._exit``: the server did
 the work and wrote to our stdout and stderr itself. When it is not (no server, not root, ``-t``,
 ``MINICONTAINER_NO_SERVER``, the server says "run it yourself"), ``main`` loads ``site`` then —
 the venv's packages become importable exactly as in a normal start — and runs the verb in-process
@@ -21,7 +23,8 @@ and ``sh`` → ``python`` costs an exec more); a ``python -S`` flag in ``[projec
 (pip rewrites a script's ``#!python`` line and drops its flags), so ``pip install`` alone gives
 the ordinary, slower, equally correct script.
 
-The protocol (the server's side is in server.py), one Unix stream connection per command. Client →
+The protocol (the server's side is in server.py, the request's bytes in commands.py), one Unix
+stream connection per command. Client →
 server: ``MC1`` + 4-byte length + the NUL-separated request (kind, cwd, umask, argc, argv…,
 environment…) with fds 0, 1, 2 attached (SCM_RIGHTS); later ``S<signal>\\n`` lines. Server →
 client: one line, ``W<wait status>`` (done), ``F<reason>`` (run it yourself) or ``E<message>``

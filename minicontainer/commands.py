@@ -60,6 +60,7 @@ VERBS = (
         (("-t", "--tty"), _T),
         (("-e", "--env"), {"action": "append", "default": [], "metavar": "K=V"}),
         (("-w", "--workdir"), {}),
+        (("-u", "--user"), {"metavar": "UID[:GID]", "help": "default: the container's user"}),
         (("container",), {}),
         (("command",), {"nargs": "..."}))),
     ("logs", "print a detached container's output", True, ((("-f", "--follow"), _T), (("container",), {}))),

@@ -83,7 +83,7 @@ def _preload(parser_for) -> None:
 class _PackageWatch:
     """Has the package changed on disk since the server imported it? inotify on its directories
     (not __pycache__): asking costs one non-blocking read. Rejected: stat'ing every source file
-    per request (~0.3 ms each time, what this replaced)."""
+    per request (what this replaced; its cost is in bench/README.md)."""
 
     def __init__(self, root: str | None = None) -> None:
         from . import syscalls as sc
@@ -341,7 +341,7 @@ class Server:
         if self.spare is None and not self.workers and not self.stopping:
             # Not while a command runs: parking writes cgroup.procs, and while that write waits for
             # its RCU grace period every fork on the host (cgroup_threadgroup_rwsem, read side) waits
-            # too — it made the running command ~10 ms slower.
+            # too, the running command's included (bench/README.md).
             self._fork_spare()
 
     # -- the spare: a worker forked in advance, its container's first process already parked ------

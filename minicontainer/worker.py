@@ -81,8 +81,8 @@ def _become(execute, fds, cwd, umask, argv, env) -> int:
         if fd > 2:
             os.close(fd)
     os.umask(umask)
-    # Only what differs (a few variables: PWD, SHLVL, _…): clearing and refilling all ~35 cost
-    # ~0.8 ms, each putenv/unsetenv touching a copy-on-write page of the forked server.
+    # Only what differs (a few variables: PWD, SHLVL, _…). Rejected: clearing and refilling them
+    # all — each putenv/unsetenv touches a copy-on-write page of the forked server.
     cur = os.environ
     for k in [k for k in cur if k not in env]:
         del cur[k]

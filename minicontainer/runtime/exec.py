@@ -2,7 +2,8 @@
 ``exec``/``setns`` path). The process joins the container's cgroup first (so its limits hold
 from the first instruction), then every namespace of PID 1 (ipc, uts, net, pid, mnt — not net for
 ``--network host``), forks once more so that the new PID namespace applies, and execs with the
-container's environment and working directory. Errors come back as one line on an O_CLOEXEC pipe,
+container's environment, working directory and user (docker's rule; ``exec -u`` overrides it).
+Nothing of the caller's open files follows it in (standard_init.close_inherited). Errors come back as one line on an O_CLOEXEC pipe,
 with docker's 126/127 for a command that cannot be run or found.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExecError, exit_code
+from ..errors import ExecError, MiniContainerError, exit_code, from_oserror
 from .lifecycle import running
+from .standard_init import close_inherited, switch_user
 
 
 def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None),
-            tty: bool = False, on_started=None) -> int:
+            tty: bool = False, on_started=None, user: str | None = None) -> int:
     """Join every namespace and the cgroup of a running container and run ``argv`` there.
 
     The runtime makes itself non-dumpable first (PR_SET_DUMPABLE 0): runc's CVE-2019-5736 let a
@@ -24,6 +26,10 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     from ..cgroups import Cgroup
     from ..namespaces import enter
     rec = running(ref)
+    user = user if user is not None else rec["config"].get("user")   # docker: the container's user
+    if user is not None:
+        from .config import parse_user
+        parse_user(user)                  # a bad -u is an error here, before anything is forked
     cg = Cgroup.open(rec["cgroup"])
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -42,12 +48,18 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             for i, fd in enumerate(stdio):
                 if fd is not None:
                     os.dup2(fd, i)
+            close_inherited(err_w)
             if tty:
                 from .tty import make_controlling
                 make_controlling(0)
             envd = dict(e.split("=", 1) for e in rec["env"])
             envd.update(e.split("=", 1) for e in env)
-            os.chdir(workdir or rec["workdir"])
+            try:
+                os.chdir(workdir or rec["workdir"])
+            except OSError as exc:
+                raise from_oserror(exc, "chdir to working directory", workdir or rec["workdir"]) from exc
+            if user is not None:
+                switch_user(user)
             try:
                 os.execvpe(argv[0], argv, envd)
             except FileNotFoundError:
@@ -58,7 +70,13 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
                 os._exit(126)
         except BaseException as exc:  # noqa: BLE001 — a forked child reports and exits, never returns
             try:
-                os.write(err_w, f"125 exec: {exc}".encode())
+                if isinstance(exc, MiniContainerError):
+                    line = f"{exc.exit_code} {exc}"
+                elif isinstance(exc, OSError):
+                    line = "125 " + str(from_oserror(exc, "exec in container " + rec["name"]))
+                else:
+                    line = f"125 exec in container {rec['name']}: {type(exc).__name__}: {exc}"
+                os.write(err_w, line.encode())
             finally:
                 os._exit(125)
         finally:

@@ -18,6 +18,7 @@ from ..errors import ExecError, MiniContainerError
 from . import state, teardown
 from .config import ContainerConfig
 from .container import create
+from .standard_init import close_inherited
 from .start_path import start
 
 
@@ -36,6 +37,7 @@ def run_detached(cfg: ContainerConfig, rec: dict | None = None) -> dict:
             os.setsid()
             if os.fork():
                 os._exit(0)
+            close_inherited(w)             # the caller's fds (its lock, its server connection)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)
             # Let go of the caller's terminal/pipes at once (else `$(minicontainer run -d …)` hangs).

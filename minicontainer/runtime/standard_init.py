@@ -29,6 +29,31 @@ from ..errors import MiniContainerError, exit_code, from_oserror
 from .config import ContainerConfig
 
 
+def close_inherited(keep: int = -1) -> None:
+    """Close every fd but stdio (and ``keep``, the error pipe: it closes itself on exec). Whatever the
+    runtime's caller left open without O_CLOEXEC — a lock, a socket, a directory — would otherwise
+    stay open in the container for its whole life (a leaked directory fd was runc's CVE-2024-21626;
+    a leaked ``flock`` fd kept a lock held until the container ended). closerange is one
+    close_range(2) call here."""
+    if keep > 2:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+    else:
+        os.closerange(3, 1 << 20)
+
+
+def switch_user(user: str) -> None:
+    """Become ``UID[:GID]`` (no supplementary groups), after everything that needs root."""
+    from .config import parse_user
+    uid, gid = parse_user(user)
+    try:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        raise from_oserror(exc, f"switch to user {user}") from exc
+
+
 def child(spec: dict, sock, err_w) -> None:
     """C: unshare, fork G (PID 1), report G's pid, wait for it. Never returns (the caller's finally
     does os._exit)."""
@@ -118,13 +143,7 @@ def container_init(spec: dict, sock, fail) -> None:
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
     if cfg.user:
-        uid, _, gid = cfg.user.partition(":")
-        try:
-            os.setgroups([])
-            os.setgid(int(gid or uid))
-            os.setuid(int(uid))
-        except OSError as exc:
-            raise from_oserror(exc, f"switch to user {cfg.user}") from exc
+        switch_user(cfg.user)
     env = dict(e.split("=", 1) for e in rec["env"])
     argv = rec["argv"]
 
@@ -138,6 +157,7 @@ def container_init(spec: dict, sock, fail) -> None:
 
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
+    close_inherited(fail.fd)
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))
