@@ -18,7 +18,7 @@ worker. A command that dies makes the server SIGKILL its worker, as if the runti
 the container follows through its parent-death signal, and ``gc`` cleans up — as without a server.
 
 The *spare*: one worker is forked before any request, and parks the next container's first
-processes (``runtime.process.park_spare``: a fresh id, layer and cgroup; namespaces made, cgroup
+processes (``runtime.parked.park_spare``: a fresh id, layer and cgroup; namespaces made, cgroup
 joined, overlay and /proc mounted). A foreground ``run`` of that image with a network namespace of
 its own takes it: the slow cgroup join (an RCU grace period, 7–16 ms here) was paid before the
 request. Anything else gets a plain worker, and an unused spare is discarded (all of it removed). A

@@ -37,7 +37,7 @@ def fork(run) -> int:
 
 def leave_server(server) -> None:
     """In a forked worker: drop the server's signal handling and its sockets (else a `run -d`
-    supervisor would hold other commands' connections open). The worker's own command is not
+    monitor would hold other commands' connections open). The worker's own command is not
     registered yet when it is forked: it keeps that one, to answer on."""
     import signal
     signal.set_wakeup_fd(-1)
@@ -153,7 +153,7 @@ def spare(sock, execute, parser_for) -> int:
 
 
 def foreground_run(argv: list[str]) -> bool:
-    """Is this `run` without -d? (A detached run starts its container from a supervisor process, which
+    """Is this `run` without -d? (A detached run starts its container from a monitor process, which
     cannot use a child parked by another; guessing wrong only costs that parked child.)"""
     if not argv or argv[0] != "run":
         return False

@@ -92,7 +92,7 @@ def child(spec: dict, sock, err_w) -> None:
                 except InterruptedError:
                     continue
             os._exit(exit_code(status))
-        sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or supervisor) died: so does the container
+        sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or monitor) died: so does the container
         container_init(spec, sock, fail)
     except MiniContainerError as exc:
         fail(getattr(exc, "exit_code", 125), str(exc))

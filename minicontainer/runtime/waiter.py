@@ -1,21 +1,21 @@
 """The processes that stay while a detached container runs (notebook 06; bench/scaling.py).
 
-A ``run -d`` container keeps two processes of ours on the host: the supervisor (the monitor, shim's
-role in Docker: it records the exit status, removes the cgroup and network, and the record with
-``--rm``; monitor.py starts it) and the intermediate process C
-(it made the namespaces; the container's PID 1 is its child). Both start as forks of the runtime — a
+A ``run -d`` container keeps two processes of ours on the host: the monitor (containerd-shim's role
+in Docker: it records the exit status, removes the cgroup and network, and the record with ``--rm``;
+monitor.py) and the intermediate process C (it made the namespaces; the container's PID 1 is its
+child). Both start as forks of the runtime — a
 Python that has imported the whole package, whose pages are charged to them once the runtime has
 exited. So once the container runs, both *exec* this file under a bare interpreter (``python -I -S``:
 no site, only os and _signal): exec keeps the pid (the record's owner stays alive for ``gc``), the
-children (C is still the supervisor's child, PID 1 still C's) and the parent-death signal, and drops
+children (C is still the monitor's child, PID 1 still C's) and the parent-death signal, and drops
 the rest. What remains is a bare interpreter's own ~2.6 MiB of private memory each (bench/README.md
 has the measured totals per container).
 
     python -I -S waiter.py child PID1          # C: forward SIGTERM/SIGINT to PID 1, exit as it did
-    python -I -S waiter.py supervise C JSON    # the supervisor: wait for C, then clean up
+    python -I -S waiter.py supervise C JSON    # the monitor: wait for C, then tear down
 
-Only when C has ended does the supervisor import the runtime (~40 ms, after the container's life) to
-finish exactly as a foreground run does. For C to exec a host binary its root must stay the host's:
+Only when C has ended does the monitor import the runtime (after the container's life, when its
+cost no longer matters) to tear down exactly as a foreground run does (teardown.finish_detached). For C to exec a host binary its root must stay the host's:
 so G, not C, unshares the mount namespace (pivot_root moves the root of every process in the
 namespace; the first try, with C in it, died with "No module named 'signal'"). A foreground run does
 not do this: its runtime process waits anyway, and an exec'd interpreter would only add its start.
