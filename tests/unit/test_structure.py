@@ -144,3 +144,17 @@ def test_no_module_over_the_limit():
     long = {m: n for m, p in _modules().items()
             if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in OVERSIZE}
     assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
+
+
+def test_one_table_of_verbs():
+    """commands.py's table is the only list: every row has its handler in cli.py, and the parser,
+    the launcher and the server read the same rows."""
+    from minicontainer import cli, commands, worker
+    rows = {name for name, *_ in commands.VERBS}
+    missing = {r for r in rows if "_" + r.replace(" ", "_").replace("-", "_") not in vars(cli)}
+    assert not missing, f"verbs without a handler in cli.py: {missing}"
+    assert commands.SERVED == commands.VERB_NAMES - {"serve"}
+    assert cli._VERBS == commands.VERB_NAMES
+    # the server's reading of `run`'s options follows the table: a new value option is skipped as one
+    assert worker.foreground_run(["run", "--name", "-d", "busybox"]) is True
+    assert {"--memory", "-e", "--network"} <= commands.RUN_VALUE_FLAGS and "--rm" not in commands.RUN_VALUE_FLAGS
