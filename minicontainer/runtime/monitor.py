@@ -17,7 +17,7 @@ import os
 from ..errors import ExecError, MiniContainerError
 from . import state, teardown
 from .config import ContainerConfig
-from .container import create
+from .container import create, take_parked
 from .standard_init import close_inherited
 from .start_path import start
 
@@ -37,7 +37,11 @@ def run_detached(cfg: ContainerConfig, rec: dict | None = None) -> dict:
             os.setsid()
             if os.fork():
                 os._exit(0)
-            close_inherited(w)             # the caller's fds (its lock, its server connection)
+            # The caller's fds (its lock, its server connection) must not stay open for the
+            # container's whole life. First let go of a server's spare (not ours to use from
+            # here): its socket object then closes its own fd, not a number reused later.
+            take_parked()
+            close_inherited(w)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)
             # Let go of the caller's terminal/pipes at once (else `$(minicontainer run -d …)` hangs).
