@@ -17,6 +17,7 @@ teardown.py         the one teardown of a container's resources, and fault injec
 lifecycle.py        kill, stop, pause, unpause, rm, ps, inspect, stats, logs
 exec.py             ``exec``: a process joining a running container
 garbage.py          ``gc``: what crashed runs left
+ocispec.py          a record as an OCI runtime-spec config.json (the engine → OCI runtime seam)
 init.py             ``--init``: a PID 1 that reaps zombies (docker-init's role)
 tty.py              ``-t``: the pty and its relay
 process.py          every public name above, for notebooks and scripts
