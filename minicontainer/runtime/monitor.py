@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExecError, MiniContainerError
+from ..errors import ExecError, MiniContainerError, from_oserror
 from . import state, teardown
 from .config import ContainerConfig
 from .container import create, take_parked
@@ -42,17 +42,20 @@ def run_detached(cfg: ContainerConfig, rec: dict | None = None) -> dict:
             # here): its socket object then closes its own fd, not a number reused later.
             take_parked()
             close_inherited(w)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            null = os.open(os.devnull, os.O_RDONLY)
-            # Let go of the caller's terminal/pipes at once (else `$(minicontainer run -d …)` hangs).
-            os.dup2(null, 0)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-
-            def started(_rec):
-                os.write(w, b"ok\n")
-                os.close(w)
             try:
+                try:
+                    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                except OSError as exc:
+                    raise from_oserror(exc, "open the container's log", log) from exc
+                null = os.open(os.devnull, os.O_RDONLY)
+                # Let go of the caller's terminal/pipes at once (else `$(minicontainer run -d …)` hangs).
+                os.dup2(null, 0)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+
+                def started(_rec):
+                    os.write(w, b"ok\n")
+                    os.close(w)
                 start(rec, stdio=(null, fd, fd), on_started=started, detached=True)
                 code = 0
             except MiniContainerError as exc:
