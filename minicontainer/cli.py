@@ -15,18 +15,8 @@ import os
 import sys
 
 from . import __version__
-from .client import VERBS as _VERBS
+from .commands import RUN_OPTIONS, VERB_NAMES as _VERBS, VERBS
 from .errors import MiniContainerError
-
-
-class _Skip:
-    """Stands in for the sub-parsers of verbs not being run: building all 20 costs ~20 ms of start."""
-
-    def add_argument(self, *a, **k):
-        pass
-
-    def set_defaults(self, **k):
-        pass
 
 
 _parsers: dict = {}
@@ -41,100 +31,30 @@ def parser_for(verb: str | None):
 
 
 def build_parser(only: str | None = None):
+    """argparse from the table in commands.py; ``only``: just that verb's sub-parser (building all
+    ~20 costs ~20 ms of a command's start)."""
     import argparse  # here: a command forwarded to `minicontainer serve` never needs it (~6 ms)
     p = argparse.ArgumentParser(prog="minicontainer",
                                 description="A real Linux container runtime, built in the course.")
     p.add_argument("--version", action="version", version=f"minicontainer {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    _verbs(sub, only)
+    groups: dict = {}
+    for name, help, _served, arguments in VERBS:
+        words = name.split()
+        if only is not None and words[0] != only:
+            continue
+        where = sub
+        if len(words) == 2:          # `network create`: a sub-command of `network`
+            if words[0] not in groups:
+                g = sub.add_parser(words[0], help=f"{words[0]} commands")
+                groups[words[0]] = g.add_subparsers(dest="subverb", metavar="COMMAND", required=True)
+            where = groups[words[0]]
+        v = where.add_parser(words[-1], help=help, description=help)
+        v.set_defaults(func=globals()["_" + "_".join(words).replace("-", "_")])
+        for arg in arguments:
+            for flags, options in (RUN_OPTIONS if arg == "RUN_OPTIONS" else (arg,)):
+                v.add_argument(*flags, **options)
     return p
-
-
-def _run_opts(v):
-    v.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    v.add_argument("-d", "--detach", action="store_true", help="run in the background (logs: minicontainer logs)")
-    v.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    v.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    v.add_argument("--name")
-    v.add_argument("--hostname")
-    v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    v.add_argument("-w", "--workdir", metavar="DIR")
-    v.add_argument("-u", "--user", metavar="USER[:GROUP]")
-    v.add_argument("--memory", metavar="SIZE", help="e.g. 64m")
-    v.add_argument("--cpus", metavar="N", help="e.g. 0.5")
-    v.add_argument("--pids-limit", metavar="N")
-    v.add_argument("--network", default="bridge", help="bridge|host|none|container:NAME")
-    v.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/tcp|udp]")
-    v.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
-    v.add_argument("--read-only", action="store_true")
-    v.add_argument("--init", action="store_true", help="run an init as PID 1 that reaps zombies")
-    v.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
-    v.add_argument("-P", "--publish-all", action="store_true", help="publish the image's exposed ports")
-    v.add_argument("--dns", action="append", default=[], metavar="IP")
-    v.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
-    v.add_argument("image")
-    v.add_argument("command", nargs="...")          # argparse.REMAINDER
-
-
-def _verbs(sub, only=None):
-    def verb(name, func, help):
-        if only is not None and name != only:
-            return _Skip()
-        v = sub.add_parser(name, help=help, description=help)
-        v.set_defaults(func=func)
-        return v
-
-    _run_opts(verb("run", _run, "create and start a container"))
-    _run_opts(verb("create", _create, "create a container (start it with `start`)"))
-    v = verb("start", _start, "start a created container")
-    v.add_argument("-a", "--attach", action="store_true")
-    v.add_argument("container")
-    v = verb("ps", _ps, "list containers")
-    v.add_argument("-a", "--all", action="store_true")
-    v = verb("exec", _exec, "run a command in a running container")
-    v.add_argument("-i", "--interactive", action="store_true")
-    v.add_argument("-t", "--tty", action="store_true")
-    v.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    v.add_argument("-w", "--workdir")
-    v.add_argument("container")
-    v.add_argument("command", nargs="...")
-    v = verb("logs", _logs, "print a detached container's output")
-    v.add_argument("-f", "--follow", action="store_true")
-    v.add_argument("container")
-    v = verb("stop", _stop, "SIGTERM, then SIGKILL after a grace period")
-    v.add_argument("-t", "--time", type=float, default=10)
-    v.add_argument("container", nargs="+")
-    v = verb("kill", _kill, "send a signal to a container's PID 1")
-    v.add_argument("-s", "--signal", default="KILL")
-    v.add_argument("container", nargs="+")
-    for name, f, h in (("pause", _pause, "freeze every process of a container"),
-                       ("unpause", _unpause, "thaw a paused container")):
-        verb(name, f, h).add_argument("container", nargs="+")
-    v = verb("rm", _rm, "remove containers")
-    v.add_argument("-f", "--force", action="store_true")
-    v.add_argument("container", nargs="+")
-    verb("inspect", _inspect, "a container's record as JSON").add_argument("container")
-    v = verb("stats", _stats, "cgroup statistics of running containers")
-    v.add_argument("--no-stream", action="store_true")
-    v.add_argument("container", nargs="*")
-    v = verb("import", _import, "import a docker-save or OCI archive")
-    v.add_argument("file")
-    v.add_argument("name", nargs="?")
-    v = verb("build", _build, "build an image from a Containerfile")
-    v.add_argument("-t", "--tag")
-    v.add_argument("context")
-    v = verb("commit", _commit, "a container's changes as a new image")
-    v.add_argument("container")
-    v.add_argument("name")
-    verb("gc", _gc, "remove what crashed runs left behind")
-    from .images.commands import add_parsers as _image_verbs   # pull push tag images rmi save login logout
-    _image_verbs(sub, only)
-    v = verb("serve", _serve, "keep the runtime loaded; commands forward themselves to it (fast starts)")
-    v.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    v.add_argument("--idle", type=float, default=0, metavar="SECONDS",
-                   help="exit after this long without a command (0: never)")
-    v.add_argument("--stop", action="store_true", help="stop the running server")
-    v.add_argument("--status", action="store_true", help="is a server running, and how many commands has it run")
 
 
 def _config(a):
@@ -150,43 +70,47 @@ def _config(a):
 
 
 def _run(a):
-    from .runtime import process
     cfg = _config(a)
     if a.detach:
         if cfg.rm:
             from .errors import ConfigError
             raise ConfigError("--rm and -d together are not supported yet")
-        print(process.run_detached(cfg)["id"])
+        from .runtime.monitor import run_detached
+        print(run_detached(cfg)["id"])
         return 0
+    from .runtime.container import create
+    from .runtime.start_path import start
     if cfg.tty:
         from .runtime.tty import Terminal
         with Terminal() as term:         # not a terminal → a clear error before anything exists
-            return process.start(process.create(cfg), stdio=(term.slave,) * 3,
-                                 on_started=lambda _rec: term.start_relay())
-    return process.start(process.create(cfg))
+            return start(create(cfg), stdio=(term.slave,) * 3, on_started=lambda _rec: term.start_relay())
+    return start(create(cfg))
 
 
 def _create(a):
-    from .runtime import process, state
-    rec = process.create(_config(a))
+    from .runtime import state
+    from .runtime.container import create
+    rec = create(_config(a))
     state.update(rec["id"], owner=None)  # created and left for `start`: not a crashed run
     print(rec["id"])
 
 
 def _start(a):
-    from .runtime import process, state
+    from .runtime import state
     rec = state.find(a.container)
     if a.attach:
-        return process.start(rec)
-    # detached start: the same supervisor as run -d, for this very record (same id, same layer)
-    cfg = process.ContainerConfig.from_dict(rec["config"])
-    print(process.run_detached(cfg, rec)["id"])
+        from .runtime.start_path import start
+        return start(rec)
+    # detached start: the same monitor as run -d, for this very record (same id, same layer)
+    from .runtime.config import ContainerConfig
+    from .runtime.monitor import run_detached
+    print(run_detached(ContainerConfig.from_dict(rec["config"]), rec)["id"])
 
 
 def _ps(a):
-    from .runtime import process
+    from .runtime import lifecycle
     print(f"{'CONTAINER ID':14}{'NAME':20}{'STATUS':12}{'IMAGE':16}COMMAND")
-    for r in process.list_containers(all=a.all):
+    for r in lifecycle.list_containers(all=a.all):
         st = r.get("status", "?")
         if st == "stopped" and r.get("exit_code") is not None:
             st = f"exited({r['exit_code']})"
@@ -195,22 +119,22 @@ def _ps(a):
 
 
 def _exec(a):
-    from .runtime import process
+    from .runtime.exec import exec_in
     if not a.command:
         from .errors import ConfigError
         raise ConfigError("exec needs a command", hint="minicontainer exec NAME CMD…")
     if a.tty:
         from .runtime.tty import Terminal
         with Terminal() as term:
-            return process.exec_in(a.container, a.command, env=a.env, workdir=a.workdir,
-                                   stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
-    return process.exec_in(a.container, a.command, env=a.env, workdir=a.workdir)
+            return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user,
+                           stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
+    return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user)
 
 
 def _logs(a):
     import time
-    from .runtime import process
-    path = process.logs_path(a.container)
+    from .runtime import lifecycle
+    path = lifecycle.logs_path(a.container)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -222,7 +146,7 @@ def _logs(a):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
                 continue
-            if not a.follow or process.inspect(a.container)["status"] not in ("running", "paused"):
+            if not a.follow or lifecycle.inspect(a.container)["status"] not in ("running", "paused"):
                 return 0
             time.sleep(0.1)
 
@@ -234,43 +158,43 @@ def _each(names, f):
 
 
 def _stop(a):
-    from .runtime import process
-    _each(a.container, lambda n: process.stop(n, a.time))
+    from .runtime import lifecycle
+    _each(a.container, lambda n: lifecycle.stop(n, a.time))
 
 
 def _kill(a):
-    from .runtime import process
-    sig = process.parse_signal(a.signal)
-    _each(a.container, lambda n: process.kill(n, sig))
+    from .runtime import lifecycle
+    sig = lifecycle.parse_signal(a.signal)
+    _each(a.container, lambda n: lifecycle.kill(n, sig))
 
 
 def _pause(a):
-    from .runtime import process
-    _each(a.container, process.pause)
+    from .runtime import lifecycle
+    _each(a.container, lifecycle.pause)
 
 
 def _unpause(a):
-    from .runtime import process
-    _each(a.container, process.unpause)
+    from .runtime import lifecycle
+    _each(a.container, lifecycle.unpause)
 
 
 def _rm(a):
-    from .runtime import process
-    _each(a.container, lambda n: process.remove(n, force=a.force))
+    from .runtime import lifecycle
+    _each(a.container, lambda n: lifecycle.remove(n, force=a.force))
 
 
 def _inspect(a):
     import json
-    from .runtime import process
-    print(json.dumps(process.inspect(a.container), indent=2, sort_keys=True))
+    from .runtime import lifecycle
+    print(json.dumps(lifecycle.inspect(a.container), indent=2, sort_keys=True))
 
 
 def _stats(a):
-    from .runtime import process
-    names = a.container or [r["name"] for r in process.list_containers()]
+    from .runtime import lifecycle
+    names = a.container or [r["name"] for r in lifecycle.list_containers()]
     print(f"{'NAME':20}{'CPU(us)':>12}{'MEM':>12}{'PEAK':>12}{'PIDS':>6}")
     for n in names:
-        s = process.stats(n)
+        s = lifecycle.stats(n)
         print(f"{s['name']:20}{s['cpu_usage_usec']:>12}{s['memory_current']:>12}{s['memory_peak']:>12}{s['pids_current']:>6}")
 
 
@@ -290,9 +214,50 @@ def _commit(a):
     print(commit(state.find(a.container)["id"], a.name).id)
 
 
+def _images(a):
+    from .images import commands
+    return commands.images(a)
+
+
+def _rmi(a):
+    from .images import commands
+    return commands.rmi(a)
+
+
+def _pull(a):
+    from .images import commands
+    return commands.pull(a)
+
+
+def _push(a):
+    from .images import commands
+    return commands.push(a)
+
+
+def _tag(a):
+    from .images import commands
+    return commands.tag(a)
+
+
+def _save(a):
+    from .images import commands
+    return commands.save(a)
+
+
+def _login(a):
+    from .images import commands
+    return commands.login(a)
+
+
+def _logout(a):
+    from .images import commands
+    return commands.logout(a)
+
+
 def _gc(a):
-    from .runtime import process
-    removed = process.gc()
+    from . import server
+    from .runtime.garbage import gc
+    removed = gc() + server.remove_stale_socket()
     for r in removed:
         print("removed", r)
     if not removed:
@@ -304,16 +269,15 @@ def _serve(a):
     if a.stop or a.status:
         print(server.control("stop" if a.stop else "status") or "no server is running")
         return 0
-    return server.serve(detach=a.detach, idle=a.idle)
+    return server.serve(execute, parser_for, detach=a.detach, idle=a.idle)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command: forwarded to a running ``minicontainer serve`` when there is one (client.py;
-    the installed launcher calls ``client.main`` directly), else run here."""
-    argv = sys.argv[1:] if argv is None else argv
-    from .client import served
-    code = served(argv, os.environ)
-    return execute(argv) if code is None else code
+    """Run the command in this process. The command a user types goes through the launcher first
+    (``client.main``: to a running ``minicontainer serve`` when there is one, else here); so does
+    ``python -m minicontainer.cli`` (below). The launcher sits above this module, not below it:
+    this module never imports it (tests/unit/test_structure.py)."""
+    return execute(sys.argv[1:] if argv is None else argv)
 
 
 def execute(argv: list[str]) -> int:
@@ -337,5 +301,7 @@ def execute(argv: list[str]) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":     # python -m minicontainer.cli: forwarded like the installed command
+    from minicontainer.client import served
+    _code = served(sys.argv[1:], os.environ)
+    sys.exit(main() if _code is None else _code)

@@ -1,10 +1,10 @@
 """The ``minicontainer`` command's first milliseconds, and its way to a running server (notebook 06).
 
-A served ``minicontainer run --rm busybox true`` takes ~30 ms, and a third of that was the command
-starting Python before it sent its first byte: ``site`` (the venv's ``.pth`` files, the system's
-``sitecustomize``, ~5 ms), ``os`` (~2 ms, mostly ``collections.abc``), our own modules (~1.5 ms), and
-tearing the interpreter down again at exit (~2 ms). None of that is needed to forward a command.
-So the installed command is a *launcher* (``install`` below writes it; ``make setup`` runs it):
+Most of a served ``minicontainer run`` is the command starting Python before it sends its first
+byte: ``site`` (the venv's ``.pth`` files, the system's ``sitecustomize``), ``os`` (mostly
+``collections.abc``), our own modules, and tearing the interpreter down again at exit (the split is
+in bench/README.md). None of that is needed to forward a command. So the installed command is a
+*launcher* (``install`` below writes it; ``make setup`` runs it):
 
     #!/…/.venv/bin/python -S                # no `site` at start
     import sys; sys.path.insert(0, "…")     # where the package is
@@ -12,7 +12,9 @@ So the installed command is a *launcher* (``install`` below writes it; ``make se
 
 and this module imports only what is built into the interpreter (``posix``, ``_socket``,
 ``_signal``; not ``os``, ``socket`` or ``signal``, whose Python parts import ``enum`` and
-``collections.abc``). When the command is served it leaves with ``posix._exit``: the server did
+``collections.abc``), and of ours the plain-data commands.py (the verb table, the request's format)
+and fdpass.py. The launcher sits *above* the command line: when it runs a verb itself it imports
+cli.py, which never imports this module (tests/unit/test_structure.py). When the command is served it leaves with ``posix._exit``: the server did
 the work and wrote to our stdout and stderr itself. When it is not (no server, not root, ``-t``,
 ``MINICONTAINER_NO_SERVER``, the server says "run it yourself"), ``main`` loads ``site`` then —
 the venv's packages become importable exactly as in a normal start — and runs the verb in-process
@@ -21,7 +23,8 @@ and ``sh`` → ``python`` costs an exec more); a ``python -S`` flag in ``[projec
 (pip rewrites a script's ``#!python`` line and drops its flags), so ``pip install`` alone gives
 the ordinary, slower, equally correct script.
 
-The protocol (the server's side is in server.py), one Unix stream connection per command. Client →
+The protocol (the server's side is in server.py, the request's bytes in commands.py), one Unix
+stream connection per command. Client →
 server: ``MC1`` + 4-byte length + the NUL-separated request (kind, cwd, umask, argc, argv…,
 environment…) with fds 0, 1, 2 attached (SCM_RIGHTS); later ``S<signal>\\n`` lines. Server →
 client: one line, ``W<wait status>`` (done), ``F<reason>`` (run it yourself) or ``E<message>``
@@ -32,11 +35,7 @@ its answer (killed) can be told from one that has it.
 import posix
 import sys
 
-#: the state root's default (paths.py), read here before anything else is imported
-STATE_ROOT = "/run/minicontainer"
-MAGIC = b"MC1"
-VERBS = frozenset({"run", "create", "start", "ps", "exec", "logs", "stop", "kill", "pause", "unpause",
-                   "rm", "inspect", "stats", "images", "import", "build", "rmi", "commit", "gc", "serve"})
+from .commands import MAGIC, SERVED, request, socket_path  # noqa: F401 (MAGIC, request: for the tests)
 #: signals the command forwards to its worker (docker run's --sig-proxy forwards these too)
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 _FSENC = sys.getfilesystemencoding()
@@ -51,15 +50,11 @@ def main() -> None:
     if code is not None:
         sys.stderr.flush()
         posix._exit(code)
-    import site                 # what `python` without -S would have done at start
-    site.main()
+    if sys.flags.no_site:
+        import site             # what `python` without -S would have done at start
+        site.main()
     from minicontainer.cli import execute
     sys.exit(execute(argv))
-
-
-def socket_path(env) -> str:
-    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
-    return env.get("MINICONTAINER_STATE_ROOT", STATE_ROOT).rstrip("/") + "/server.sock"
 
 
 def wants_terminal(argv: list[str]) -> bool:
@@ -73,7 +68,7 @@ def served(argv: list[str], env) -> "int | None":
     """Run the command through a running server and return its exit code; None when it is not for
     a server (no verb, ``serve`` itself, a terminal, ``MINICONTAINER_NO_SERVER``, not root) or no
     server listens: the caller then runs it itself."""
-    if (not argv or argv[0] not in VERBS or argv[0] == "serve" or env.get("MINICONTAINER_NO_SERVER")
+    if (not argv or argv[0] not in SERVED or env.get("MINICONTAINER_NO_SERVER")
             or wants_terminal(argv) or posix.geteuid() != 0):
         return None
     import _socket
@@ -87,24 +82,6 @@ def served(argv: list[str], env) -> "int | None":
         return converse(s, request(b"run", argv, env), path)
     finally:
         s.close()
-
-
-def request(kind: bytes, argv: list[str], env) -> bytes:
-    """The request's bytes (format in the module's docstring). ValueError: a NUL in an argument."""
-    umask = posix.umask(0)
-    posix.umask(umask)
-    try:
-        cwd = posix.getcwd()
-    except FileNotFoundError:
-        cwd = "/"
-    enc = _FSENC
-    fields = [kind, cwd.encode(enc, "surrogateescape"), b"%d" % umask, b"%d" % len(argv),
-              *(a.encode(enc, "surrogateescape") for a in argv),
-              *(f"{k}={v}".encode(enc, "surrogateescape") for k, v in env.items())]
-    if any(b"\0" in f for f in fields):
-        raise ValueError("NUL byte in an argument or the environment")
-    body = b"\0".join(fields)
-    return MAGIC + len(body).to_bytes(4, "big") + body
 
 
 def converse(s, req: bytes, path: str = "") -> "int | None":

@@ -4,7 +4,7 @@ The kernel lets a process hand another an *open file* — not a path, the open f
 ancillary data of ``sendmsg``: the receiver gets a new fd number for the same open file description.
 runc hands the container's pty master to its caller the same way (the console socket). We use it
 twice: a ``minicontainer`` command gives the server its stdin/stdout/stderr (server.py), and the
-runtime gives a container that was forked before the request its stdio (runtime/process.py: Parked).
+runtime gives a container that was forked before the request its stdio (runtime/parked.py: Parked).
 
 Kept import-light (only modules built into the interpreter: ``posix``, ``_socket``): the command
 imports it on its way to the server (client.py).

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 
-from . import client  # the command reads the state root before importing anything else
+from .commands import SOCKET_NAME, STATE_ROOT  # plain data: the launcher reads it before anything else
 
 CGROUP_PARENT = os.environ.get("MINICONTAINER_CGROUP_PARENT", "minicontainer")
 
 
 def _state_root() -> str:
-    return os.environ.get("MINICONTAINER_STATE_ROOT", client.STATE_ROOT)
+    return os.environ.get("MINICONTAINER_STATE_ROOT", STATE_ROOT)
 
 
 def state_root() -> Path:
@@ -34,5 +34,6 @@ def data_root() -> Path:
 
 
 def server_socket() -> str:
-    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
-    return client.socket_path(os.environ)
+    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server
+    (the launcher computes the same, client.socket_path, without importing this module)."""
+    return os.path.join(_state_root(), SOCKET_NAME)

@@ -11,14 +11,14 @@ server that keeps every verb behaving exactly as without it — a *fork server*:
 
 For each request the server forks a *worker*, a copy of itself with everything imported. The worker
 takes over the command's stdin, stdout and stderr (passed as file descriptors, SCM_RIGHTS), its
-working directory, umask and environment, runs the same ``cli.main(argv)`` the command would have run,
+working directory, umask and environment, runs the same ``cli.execute(argv)`` the command would have run,
 and exits. The server sends the worker's wait status back; the command exits with that code, or kills
 itself with the same signal. Signals the command receives (Ctrl-C, SIGTERM) are forwarded to the
 worker. A command that dies makes the server SIGKILL its worker, as if the runtime itself had died:
 the container follows through its parent-death signal, and ``gc`` cleans up — as without a server.
 
 The *spare*: one worker is forked before any request, and parks the next container's first
-processes (``runtime.process.park_spare``: a fresh id, layer and cgroup; namespaces made, cgroup
+processes (``runtime.parked.park_spare``: a fresh id, layer and cgroup; namespaces made, cgroup
 joined, overlay and /proc mounted). A foreground ``run`` of that image with a network namespace of
 its own takes it: the slow cgroup join (an RCU grace period, 7–16 ms here) was paid before the
 request. Anything else gets a plain worker, and an unused spare is discarded (all of it removed). A
@@ -42,10 +42,11 @@ with fds 0, 1, 2 attached; ``W``/``F``/``E`` answer; ``A`` acknowledgement) — 
 from __future__ import annotations
 
 import os
-import sys
 
 from . import paths
-from .client import MAGIC, VERBS, request
+from .commands import MAGIC, VERB_NAMES, parse_request, request
+from .worker import fork as _fork, foreground_run as _foreground_run, leave_server as _leave_server, \
+    spare as _spare, worker as _worker
 
 #: settings read per call, so they may differ between the command and the server
 _PER_CALL = ("MINICONTAINER_DEBUG", "MINICONTAINER_TEST_DIE_AT", "MINICONTAINER_NO_SERVER")
@@ -57,16 +58,17 @@ def _settings(env) -> dict:
 
 # --- the server's side ---------------------------------------------------------------------------
 
-def _preload() -> None:
+def _preload(parser_for) -> None:
     """Import what any verb may need, once, before the first fork (that is the whole point)."""
     import argparse  # noqa: F401
     import json  # noqa: F401
-    from . import cli, rootfs, syscalls, namespaces, busybox, host  # noqa: F401
+    from . import rootfs, syscalls, namespaces, busybox, host  # noqa: F401
     from .cgroups import Cgroup, v1, v2  # noqa: F401
     from .images import ImageStore  # noqa: F401
-    from .runtime import init, process, state  # noqa: F401
-    for verb in (*VERBS, None):
-        cli.parser_for(verb)
+    from .runtime import (container, exec, garbage, init, lifecycle, monitor, netattach,  # noqa: F401
+                          parked, standard_init, start_path, state, teardown)
+    for verb in (*VERB_NAMES, None):
+        parser_for(verb)
     try:
         from . import network  # noqa: F401  (pyroute2: ~60 ms to import; bridge is the default)
     except ImportError:
@@ -81,7 +83,7 @@ def _preload() -> None:
 class _PackageWatch:
     """Has the package changed on disk since the server imported it? inotify on its directories
     (not __pycache__): asking costs one non-blocking read. Rejected: stat'ing every source file
-    per request (~0.3 ms each time, what this replaced)."""
+    per request (what this replaced; its cost is in bench/README.md)."""
 
     def __init__(self, root: str | None = None) -> None:
         from . import syscalls as sc
@@ -114,18 +116,6 @@ class _Conn:
         self.answered = False      # the command got its exit code (it acknowledges with "A")
 
 
-def _parse(body: bytes) -> tuple[bytes, str, int, list[str], dict]:
-    fields = body.split(b"\0")
-    kind, cwd, umask, argc = fields[0], os.fsdecode(fields[1]), int(fields[2]), int(fields[3])
-    argv = [os.fsdecode(a) for a in fields[4:4 + argc]]
-    env = {}
-    for item in fields[4 + argc:]:
-        k, _, v = item.partition(b"=")
-        if k:
-            env[os.fsdecode(k)] = os.fsdecode(v)
-    return kind, cwd, umask, argv, env
-
-
 def _read_request(sock) -> tuple[bytes, list[int]]:
     from . import fdpass
     fds: list[int] = []
@@ -147,7 +137,8 @@ def _read_request(sock) -> tuple[bytes, list[int]]:
 class Server:
     """``minicontainer serve``: accept commands, fork a worker for each, report its wait status."""
 
-    def __init__(self, path: str | None = None, idle: float = 0):
+    def __init__(self, execute, parser_for, path: str | None = None, idle: float = 0):
+        self.execute, self.parser_for = execute, parser_for     # the command line's (worker.py)
         self.path = path or paths.server_socket()
         self.idle = idle
         self.served = 0
@@ -197,7 +188,7 @@ class Server:
         import selectors
         import signal
         import time
-        _preload()
+        _preload(self.parser_for)
         sel = selectors.DefaultSelector()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
@@ -258,7 +249,7 @@ class Server:
                 sock.sendall(b"Eonly root may use the minicontainer server\n")
                 return sock.close()
             body, fds = _read_request(sock)
-            kind, cwd, umask, argv, env = _parse(body)
+            kind, cwd, umask, argv, env = parse_request(body)
             if kind == b"stop":
                 self._stop()
                 sock.sendall(b"W0 pid=%d\n" % os.getpid())
@@ -350,7 +341,7 @@ class Server:
         if self.spare is None and not self.workers and not self.stopping:
             # Not while a command runs: parking writes cgroup.procs, and while that write waits for
             # its RCU grace period every fork on the host (cgroup_threadgroup_rwsem, read side) waits
-            # too — it made the running command ~10 ms slower.
+            # too, the running command's included (bench/README.md).
             self._fork_spare()
 
     # -- the spare: a worker forked in advance, its container's first process already parked ------
@@ -361,7 +352,7 @@ class Server:
         def spare() -> int:
             a.close()
             _leave_server(self)
-            return _spare(b)
+            return _spare(b, self.execute, self.parser_for)
         pid = _fork(spare)
         b.close()
         self.spare = (pid, a)
@@ -385,175 +376,10 @@ class Server:
         return _fork(lambda: _worker(self, conn, fds, cwd, umask, argv, env))
 
 
-def _fork(run) -> int:
-    """Fork a child that runs ``run()`` and exits with what it returns; a forked child never returns
-    into the server's loop (an exception is printed, exit 125)."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 125
-    try:
-        code = run()
-    except BaseException:  # noqa: BLE001
-        import traceback
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _leave_server(server: Server) -> None:
-    """In a forked worker: drop the server's signal handling and its sockets (else a `run -d`
-    supervisor would hold other commands' connections open). The worker's own command is not
-    registered yet when it is forked: it keeps that one, to answer on."""
-    import signal
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    os.close(server._wake[0])
-    os.close(server._wake[1])
-    if server.listener is not None:
-        server.listener.close()
-    if server.watch is not None:
-        server.watch.close()
-    for c in server.conns.values():
-        c.sock.close()
-    if server.spare is not None:
-        server.spare[1].close()
-
-
-def _worker(server: Server, conn: _Conn, fds, cwd, umask, argv, env) -> int:
-    """In the forked worker: become the command and run it."""
-    _leave_server(server)
-    code = _become(fds, cwd, umask, argv, env)
-    _answer(conn.sock.fileno(), code)
-    return code
-
-
-def _answer(fd: int, code: int) -> None:
-    """Tell the command its exit code ourselves, before exiting: the server's own answer comes only
-    after our exit and its reaping (~1.5 ms later). If we die by a signal, the server's is the only one."""
-    try:
-        os.write(fd, b"W%d\n" % ((code & 0xFF) << 8))
-    except OSError:
-        pass
-
-
-def _become(fds, cwd, umask, argv, env) -> int:
-    """Take over the command's stdio, cwd, umask and environment; run it here; return its code."""
-    for i, fd in enumerate(fds[:3]):
-        os.dup2(fd, i)
-    for fd in fds:
-        if fd > 2:
-            os.close(fd)
-    os.umask(umask)
-    # Only what differs (a few variables: PWD, SHLVL, _…): clearing and refilling all ~35 cost
-    # ~0.8 ms, each putenv/unsetenv touching a copy-on-write page of the forked server.
-    cur = os.environ
-    for k in [k for k in cur if k not in env]:
-        del cur[k]
-    for k, v in env.items():
-        if cur.get(k) != v:
-            cur[k] = v
-    sys.argv = ["minicontainer", *argv]
-    sys.stdin = open(0, "r", closefd=False)
-    sys.stdout = open(1, "w", closefd=False)           # line-buffered when it is a terminal
-    sys.stderr = open(2, "w", closefd=False, buffering=1, errors="backslashreplace")
-    try:
-        os.chdir(cwd)
-    except OSError as exc:
-        print(f"minicontainer: working directory {cwd}: {exc.strerror}", file=sys.stderr)
-        return 125
-    from .cli import execute
-    try:
-        code = execute(argv)
-    except SystemExit as exc:                          # argparse: --help, usage errors
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
-            code = 1
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except (OSError, ValueError):
-                pass
-    return code
-
-
-def _warm_up() -> None:
-    """While the spare waits: parse a `run` once. Parsing touches argparse's objects, and the first
-    touch of each page after the fork copies it (the server's pages are shared copy-on-write):
-    ~0.8 ms of the request's parsing, paid before the request instead."""
-    from . import cli
-    cli.parser_for("run").parse_args(["run", "--rm", "--network", "none", "-e", "A=1", "busybox", "true"])
-
-
-def _spare(sock) -> int:
-    """The spare worker: park the next container's first process (process.park: cgroup made and
-    joined), wait for a request from the server, then run it like any worker. A `run` finds the
-    parked child (process.set_parked); anything unused is removed before exiting."""
-    from . import fdpass
-    from .runtime import process
-    try:
-        child = process.park_spare()
-    except Exception:                   # noqa: BLE001 — no cgroups here: the request runs as usual
-        child = None
-    _warm_up()
-    try:
-        body, fds = fdpass.recv(sock, 1 << 20, 4)
-        sock.close()
-        if not body:                    # the server stops
-            return 0
-        process.set_parked(child)
-        child = None
-        _kind, cwd, umask, argv, env = _parse(body)
-        code = _become(fds[:3], cwd, umask, argv, env)
-        _answer(fds[3], code)           # then clean up what the command did not use
-        return code
-    finally:
-        if child is not None:
-            child.discard()
-        process.discard_parked()
-
-
-#: options of `run` that take a value (the spare is only for a foreground `run`)
-_RUN_VALUE_OPTS = {"--name", "--hostname", "-e", "--env", "-w", "--workdir", "-u", "--user", "--memory",
-                   "--cpus", "--pids-limit", "--network", "-p", "--publish", "-v", "--volume"}
-
-
-def _foreground_run(argv: list[str]) -> bool:
-    """Is this `run` without -d? (A detached run starts its container from a supervisor process, which
-    cannot use a child parked by another; guessing wrong only costs that parked child.)"""
-    if not argv or argv[0] != "run":
-        return False
-    it = iter(argv[1:])
-    for a in it:
-        if a in ("-d", "--detach"):
-            return False
-        if a in _RUN_VALUE_OPTS:
-            next(it, None)
-        elif a.startswith("--"):
-            continue
-        elif a.startswith("-") and len(a) > 1:
-            for ch in a[1:]:
-                if ch == "d":
-                    return False
-                if ch in "ewupv":       # the rest of the cluster is that option's value
-                    break
-        else:
-            return True                 # the image: the options end here
-    return True
-
-
-# --- the verb ------------------------------------------------------------------------------------
-
-def serve(*, detach: bool = False, idle: float = 0) -> int:
-    """``minicontainer serve [-d] [--idle SECONDS]``: run the server (in the background with -d)."""
-    server = Server(idle=idle)
+def serve(execute, parser_for, *, detach: bool = False, idle: float = 0) -> int:
+    """``minicontainer serve [-d] [--idle SECONDS]``: run the server (in the background with -d).
+    ``execute(argv)`` runs one command, ``parser_for(verb)`` builds a verb's parser (cli.py's)."""
+    server = Server(execute, parser_for, idle=idle)
     server.bind()
     if not detach:
         print(f"minicontainer server listening on {server.path} (pid {os.getpid()})", flush=True)

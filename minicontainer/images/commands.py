@@ -1,8 +1,7 @@
 """The image verbs of the command line: pull, push, tag, images, rmi, save, login, logout.
 
-Kept apart from ``cli.py`` so that the CLI's table of verbs only names them: ``add_parsers(sub,
-only)`` adds each verb's parser (``only``: just that verb, the CLI's fast path) with its handler
-as ``func``; each handler takes the parsed arguments and returns the exit code. ``prepare_run`` is
+Their options are rows of the CLI's one table (``minicontainer/commands.py``); cli.py's handlers
+call these, which take the parsed arguments and return the exit code. ``prepare_run`` is
 the hook ``run``/``create`` call before creating a container (``--pull``).
 """
 
@@ -18,50 +17,6 @@ VERBS = ("pull", "push", "tag", "images", "rmi", "save", "login", "logout")
 def _insecure(a) -> list[str]:
     env = os.environ.get("MINICONTAINER_INSECURE_REGISTRIES", "")
     return [h for h in env.split(",") if h] + list(getattr(a, "insecure_registry", None) or [])
-
-
-def add_parsers(sub, only: str | None = None) -> None:
-    def verb(name, func, help):
-        if only is not None and name != only:
-            return None
-        v = sub.add_parser(name, help=help, description=help)
-        v.set_defaults(func=func)
-        return v
-
-    def reg(v):
-        v.add_argument("--insecure-registry", action="append", metavar="HOST",
-                       help="allow plain HTTP (and unverified TLS) to HOST, as dockerd's option does")
-        return v
-
-    if v := verb("pull", pull, "download an image from a registry"):
-        reg(v).add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default: the host's")
-        v.add_argument("-q", "--quiet", action="store_true")
-        v.add_argument("image")
-    if v := verb("push", push, "upload an image to a registry"):
-        reg(v).add_argument("--format", choices=("v2s2", "oci"), default="v2s2",
-                            help="manifest format (default: Docker v2 schema 2)")
-        v.add_argument("-q", "--quiet", action="store_true")
-        v.add_argument("image")
-    if v := verb("tag", tag, "give an image another name"):
-        v.add_argument("source")
-        v.add_argument("target")
-    if v := verb("images", images, "list images"):
-        v.add_argument("--digests", action="store_true", help="(always shown)")
-        v.add_argument("-q", "--quiet", action="store_true", help="only the image ids")
-    if v := verb("rmi", rmi, "remove images (by name, NAME@DIGEST, or id)"):
-        v.add_argument("-f", "--force", action="store_true")
-        v.add_argument("image", nargs="+")
-    if v := verb("save", save, "write an image as a docker-save or OCI-layout tar"):
-        v.add_argument("-o", "--output", required=True, metavar="FILE")
-        v.add_argument("--format", choices=("docker", "oci"), default="docker")
-        v.add_argument("image")
-    if v := verb("login", login, "store credentials for a registry (config.json, mode 0600)"):
-        reg(v).add_argument("-u", "--username")
-        v.add_argument("-p", "--password")
-        v.add_argument("--password-stdin", action="store_true")
-        v.add_argument("server")
-    if v := verb("logout", logout, "remove the stored credentials of a registry"):
-        v.add_argument("server")
 
 
 def pull(a) -> int:

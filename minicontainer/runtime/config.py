@@ -1,6 +1,10 @@
 """What a container is made of (notebook 06): the docker run flags as one validated record.
 
 Validation happens here, before anything exists on the host, so bad input leaves nothing behind.
+Sizes and quotas are parsed once, when the record is made (the command line's edge): ``--memory
+64m`` becomes 67108864 bytes, ``--cpus 0.5`` the number 0.5, ``--pids-limit 20`` the integer 20 —
+and the container's record keeps those numbers (docker's inspect shows bytes too). A record read
+back (``from_dict``) holds numbers already; parsing a number again is only a range check.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ class ContainerConfig:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    memory: str | None = None
-    cpus: str | None = None
-    pids_limit: str | None = None
+    memory: int | None = None          # bytes (given as "64m" or bytes)
+    cpus: float | None = None          # CPUs, CFS quota / period (given as "0.5" or a number)
+    pids_limit: int | None = None
     network: str = "bridge"
     ports: list[str] = factory(list)
     volumes: list[str] = factory(list)
@@ -31,6 +35,16 @@ class ContainerConfig:
     rm: bool = False
     dns: list[str] = factory(list)
     dns_search: list[str] = factory(list)
+
+    def __post_init__(self):
+        if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
+            from ..cgroups.values import MIN_MEMORY, parse_cpus, parse_memory, parse_pids
+            if self.memory is not None:
+                self.memory = parse_memory(self.memory, minimum=MIN_MEMORY)
+            if self.cpus is not None:
+                self.cpus = parse_cpus(self.cpus)
+            if self.pids_limit is not None:
+                self.pids_limit = parse_pids(self.pids_limit)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,12 +86,8 @@ class ContainerConfig:
         return self
 
     def limits(self):
-        if not (self.memory or self.cpus or self.pids_limit):
+        """The cgroup limits (None: none given), from the numbers parsed at construction."""
+        if self.memory is None and self.cpus is None and self.pids_limit is None:
             return None
         from ..cgroups import Limits
-        try:
-            return Limits(memory=self.memory, cpus=self.cpus, pids=self.pids_limit)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid limit: {exc}") from None
+        return Limits(memory=self.memory, cpus=self.cpus, pids=self.pids_limit)

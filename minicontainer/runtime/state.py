@@ -9,6 +9,7 @@ file — one corrupt write would lose every container.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -17,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
-from ..errors import NotFoundError
+from ..errors import NotFoundError, from_oserror
+
+_ROOT_HINT = "the state root must be writable by root (MINICONTAINER_STATE_ROOT moves it)"
 
 STATES = ("created", "running", "paused", "stopped")
 
@@ -29,8 +32,12 @@ def root() -> Path:
 @contextmanager
 def locked():
     r = root()
-    r.mkdir(parents=True, exist_ok=True)
-    fd = os.open(r / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        r.mkdir(parents=True, exist_ok=True)
+        fd = os.open(r / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise from_oserror(exc, "open the state lock", r / ".lock",
+                           hint=_ROOT_HINT if exc.errno in (errno.EACCES, errno.EROFS) else None) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -40,11 +47,14 @@ def locked():
 
 def write(rec: dict) -> None:
     d = root() / rec["id"]
-    d.mkdir(parents=True, exist_ok=True)
     tmp = d / ".state.json.tmp"
-    # no indent: json's C encoder only serves indent=None (the Python one cost ~0.5 ms a write)
-    tmp.write_text(json.dumps(rec, sort_keys=True))
-    os.replace(tmp, d / "state.json")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        # no indent: json's C encoder only serves indent=None (the Python one is slower)
+        tmp.write_text(json.dumps(rec, sort_keys=True))
+        os.replace(tmp, d / "state.json")
+    except OSError as exc:
+        raise from_oserror(exc, "write the container's record", d / "state.json") from exc
 
 
 def update(cid: str, **changes) -> dict:

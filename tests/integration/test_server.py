@@ -115,7 +115,7 @@ def test_stdin_and_the_spare_container(served):
     assert _wait(lambda: mc(served, "inspect", "spare1").returncode == 0)
     rec = json.loads(mc(served, "inspect", "spare1", check=0).stdout)
     assert rec["cgroup"] != "mc-" + rec["id"][:16]          # the spare's group, made in advance
-    assert rec["config"]["memory"] == "32m"
+    assert rec["config"]["memory"] == 32 << 20                 # parsed once, at the edge: bytes
     out = p.stdout.read()
     assert p.wait(timeout=20) == 0
     assert out.splitlines() == ["from stdin", "from the host", "touch: /x: Read-only file system"]

@@ -4,14 +4,14 @@ import os
 
 import pytest
 
-from minicontainer import client, server
+from minicontainer import client, commands, server
 
 
 def test_request_round_trip():
     env = {"PATH": "/bin", "MINICONTAINER_STATE_ROOT": "/tmp/x", "EMPTY": "", "EQ": "a=b"}
     req = client.request(b"run", ["run", "--rm", "busybox", "sh", "-c", "echo 'a b' ü"], env)
     assert req[:3] == b"MC1" and int.from_bytes(req[3:7], "big") == len(req) - 7
-    kind, cwd, umask, argv, got = server._parse(req[7:])
+    kind, cwd, umask, argv, got = commands.parse_request(req[7:])
     mine = os.umask(0o022)
     os.umask(mine)
     assert kind == b"run" and cwd == os.getcwd() and umask == mine
@@ -128,7 +128,8 @@ def test_the_command_imports_only_what_is_built_in():
             "print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-S", "-c", code, str(Path(__file__).resolve().parents[2])],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(out) == ["_socket", "minicontainer", "minicontainer.client", "minicontainer.fdpass"]
+    assert sorted(out) == ["_socket", "minicontainer", "minicontainer.client", "minicontainer.commands",
+                           "minicontainer.fdpass"]
 
 
 def test_the_launcher(tmp_path):

@@ -1,0 +1,176 @@
+"""The command line's vocabulary, in one place: every verb, its options, and ``run``'s options.
+
+Three readers use this table: the parser (cli.py builds argparse from it), the launcher (client.py
+decides from the verb alone whether a server may run the command) and the server (server.py tells a
+foreground ``run`` from a detached one by walking ``run``'s options). Before, each kept its own
+copy by hand, and a verb added to one was missing from the others.
+
+And a command as bytes: :func:`request` (the launcher's side) and :func:`parse_request` (the
+server's), so that neither of the two imports the other. Imported by the launcher on its fast path:
+only modules built into the interpreter (``posix``, ``sys``; see client.py). Rejected: deriving the launcher's lists
+from argparse at run time (argparse costs ~6 ms to import, the launcher's whole budget).
+
+To add a verb: a row in :data:`VERBS` and a handler ``_<verb>`` in cli.py (``network create`` →
+``_network_create``; a two-word verb becomes a sub-command of its first word). A row is
+``(name, help, served, arguments)``: ``served`` says whether ``minicontainer serve`` may run it for
+the command (False for ``serve`` itself); each argument is ``(flags, options)`` as argparse's
+``add_argument`` takes them, with ``RUN_OPTIONS`` standing for ``run``'s options.
+"""
+
+import posix
+import sys
+
+#: where records live unless MINICONTAINER_STATE_ROOT says otherwise (paths.py; the launcher reads
+#: it before anything else is imported), and the server's socket in it
+STATE_ROOT = "/run/minicontainer"
+SOCKET_NAME = "server.sock"
+
+_T = {"action": "store_true"}
+_CONTAINERS = (("container",), {"nargs": "+"})
+
+#: options of ``run`` and ``create`` (the image and the command follow them)
+RUN_OPTIONS = (
+    (("--rm",), {**_T, "help": "remove the container when it exits"}),
+    (("-d", "--detach"), {**_T, "help": "run in the background (logs: minicontainer logs)"}),
+    (("-i", "--interactive"), {**_T, "help": "keep stdin open"}),
+    (("-t", "--tty"), {**_T, "help": "allocate a terminal"}),
+    (("--name",), {}),
+    (("--hostname",), {}),
+    (("-e", "--env"), {"action": "append", "default": [], "metavar": "K=V"}),
+    (("-w", "--workdir"), {"metavar": "DIR"}),
+    (("-u", "--user"), {"metavar": "USER[:GROUP]", "help": "names resolved in the image's /etc"}),
+    (("--memory",), {"metavar": "SIZE", "help": "e.g. 64m"}),
+    (("--cpus",), {"metavar": "N", "help": "e.g. 0.5"}),
+    (("--pids-limit",), {"metavar": "N"}),
+    (("--network",), {"default": "bridge", "help": "bridge|host|none|container:NAME"}),
+    (("-p", "--publish"), {"action": "append", "default": [], "metavar": "[IP:]HOST:CTR[/tcp|udp]"}),
+    (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]"}),
+    (("--read-only",), _T),
+    (("--init",), {**_T, "help": "run an init as PID 1 that reaps zombies"}),
+    (("--pull",), {"choices": ("missing", "always", "never"), "default": "missing",
+                   "help": "pull the image first (missing: only when it is not in the store)"}),
+    (("-P", "--publish-all"), {**_T, "help": "publish the image's exposed ports"}),
+    (("--dns",), {"action": "append", "default": [], "metavar": "IP"}),
+    (("--dns-search",), {"action": "append", "default": [], "metavar": "DOMAIN"}),
+)
+#: --insecure-registry, for the verbs that talk to a registry
+_REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",
+             "help": "allow plain HTTP (and unverified TLS) to HOST, as dockerd's option does"})
+_QUIET = (("-q", "--quiet"), _T)
+_IMAGE_AND_COMMAND = ((("image",), {}), (("command",), {"nargs": "..."}))   # "...": argparse.REMAINDER
+
+VERBS = (
+    ("run", "create and start a container", True, ("RUN_OPTIONS", *_IMAGE_AND_COMMAND)),
+    ("create", "create a container (start it with `start`)", True, ("RUN_OPTIONS", *_IMAGE_AND_COMMAND)),
+    ("start", "start a created container", True, ((("-a", "--attach"), _T), (("container",), {}))),
+    ("ps", "list containers", True, ((("-a", "--all"), _T),)),
+    ("exec", "run a command in a running container", True, (
+        (("-i", "--interactive"), _T),
+        (("-t", "--tty"), _T),
+        (("-e", "--env"), {"action": "append", "default": [], "metavar": "K=V"}),
+        (("-w", "--workdir"), {}),
+        (("-u", "--user"), {"metavar": "USER[:GROUP]", "help": "default: the container's user"}),
+        (("container",), {}),
+        (("command",), {"nargs": "..."}))),
+    ("logs", "print a detached container's output", True, ((("-f", "--follow"), _T), (("container",), {}))),
+    ("stop", "SIGTERM, then SIGKILL after a grace period", True,
+     ((("-t", "--time"), {"type": float, "default": 10}), _CONTAINERS)),
+    ("kill", "send a signal to a container's PID 1", True,
+     ((("-s", "--signal"), {"default": "KILL"}), _CONTAINERS)),
+    ("pause", "freeze every process of a container", True, (_CONTAINERS,)),
+    ("unpause", "thaw a paused container", True, (_CONTAINERS,)),
+    ("rm", "remove containers", True, ((("-f", "--force"), _T), _CONTAINERS)),
+    ("inspect", "a container's record as JSON", True, ((("container",), {}),)),
+    ("stats", "cgroup statistics of running containers", True,
+     ((("--no-stream",), _T), (("container",), {"nargs": "*"}))),
+    ("images", "list images", True, ((("--digests",), {**_T, "help": "(always shown)"}),
+                                     (("-q", "--quiet"), {**_T, "help": "only the image ids"}))),
+    ("pull", "download an image from a registry", True, (
+        _REGISTRY, (("--platform",), {"metavar": "OS/ARCH[/VARIANT]", "help": "default: the host's"}),
+        _QUIET, (("image",), {}))),
+    ("push", "upload an image to a registry", True, (
+        _REGISTRY, (("--format",), {"choices": ("v2s2", "oci"), "default": "v2s2",
+                                    "help": "manifest format (default: Docker v2 schema 2)"}),
+        _QUIET, (("image",), {}))),
+    ("tag", "give an image another name", True, ((("source",), {}), (("target",), {}))),
+    ("save", "write an image as a docker-save or OCI-layout tar", True, (
+        (("-o", "--output"), {"required": True, "metavar": "FILE"}),
+        (("--format",), {"choices": ("docker", "oci"), "default": "docker"}), (("image",), {}))),
+    ("login", "store credentials for a registry (config.json, mode 0600)", True, (
+        _REGISTRY, (("-u", "--username"), {}), (("-p", "--password"), {}),
+        (("--password-stdin",), _T), (("server",), {}))),
+    ("logout", "remove the stored credentials of a registry", True, ((("server",), {}),)),
+    ("import", "import a docker-save or OCI archive", True, ((("file",), {}), (("name",), {"nargs": "?"}))),
+    ("build", "build an image from a Containerfile", True, ((("-t", "--tag"), {}), (("context",), {}))),
+    ("rmi", "remove images (by name, NAME@DIGEST, or id)", True,
+     ((("-f", "--force"), _T), (("image",), {"nargs": "+"}))),
+    ("commit", "a container's changes as a new image", True, ((("container",), {}), (("name",), {}))),
+    ("gc", "remove what crashed runs left behind", True, ()),
+    ("serve", "keep the runtime loaded; commands forward themselves to it (fast starts)", False, (
+        (("-d", "--detach"), {**_T, "help": "run in the background"}),
+        (("--idle",), {"type": float, "default": 0, "metavar": "SECONDS",
+                       "help": "exit after this long without a command (0: never)"}),
+        (("--stop",), {**_T, "help": "stop the running server"}),
+        (("--status",), {**_T, "help": "is a server running, and how many commands has it run"}))),
+)
+
+#: first words of the command line that are verbs, and those a server may run
+VERB_NAMES = frozenset(v[0].split()[0] for v in VERBS)
+SERVED = frozenset(v[0].split()[0] for v in VERBS if v[2])
+
+
+def takes_value(options: dict) -> bool:
+    """Does an option with these argparse settings consume the next word?"""
+    return options.get("action") not in ("store_true", "store_false", "count") and "nargs" not in options
+
+
+#: ``run``'s options that consume the next word (``--name X``, ``-e K=V``…)
+RUN_VALUE_FLAGS = frozenset(f for flags, o in RUN_OPTIONS if takes_value(o) for f in flags)
+#: ``run``'s one-letter options that consume a value: in a cluster (``-de K=V``, ``-eK=V``) the
+#: rest of the cluster, or the next word, is that value
+RUN_VALUE_LETTERS = frozenset(f[1] for f in RUN_VALUE_FLAGS if len(f) == 2)
+
+
+# --- a command as bytes: the request the launcher sends the server (client.py, server.py) -------
+MAGIC = b"MC1"
+_FSENC = sys.getfilesystemencoding()
+
+
+def socket_path(env) -> str:
+    """Where ``minicontainer serve`` listens: in the state root, so each root has its own server."""
+    return env.get("MINICONTAINER_STATE_ROOT", STATE_ROOT).rstrip("/") + "/" + SOCKET_NAME
+
+
+def request(kind: bytes, argv: list[str], env) -> bytes:
+    """The request's bytes (the format: client.py's docstring). ValueError: a NUL in an argument."""
+    umask = posix.umask(0)
+    posix.umask(umask)
+    try:
+        cwd = posix.getcwd()
+    except FileNotFoundError:
+        cwd = "/"
+    enc = _FSENC
+    fields = [kind, cwd.encode(enc, "surrogateescape"), b"%d" % umask, b"%d" % len(argv),
+              *(a.encode(enc, "surrogateescape") for a in argv),
+              *(f"{k}={v}".encode(enc, "surrogateescape") for k, v in env.items())]
+    if any(b"\0" in f for f in fields):
+        raise ValueError("NUL byte in an argument or the environment")
+    body = b"\0".join(fields)
+    return MAGIC + len(body).to_bytes(4, "big") + body
+
+
+def parse_request(body: bytes) -> tuple[bytes, str, int, list[str], dict]:
+    """The server's side of :func:`request` (without MAGIC and length): kind, cwd, umask, argv, env."""
+    def dec(b: bytes) -> str:
+        return b.decode(_FSENC, "surrogateescape")          # os.fsdecode, without importing os
+    fields = body.split(b"\0")
+    kind, cwd, umask, argc = fields[0], dec(fields[1]), int(fields[2]), int(fields[3])
+    argv = [dec(a) for a in fields[4:4 + argc]]
+    env = {}
+    for item in fields[4 + argc:]:
+        k, _, v = item.partition(b"=")
+        if k:
+            env[dec(k)] = dec(v)
+    return kind, cwd, umask, argv, env
+
+

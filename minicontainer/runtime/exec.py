@@ -1,0 +1,97 @@
+"""``exec``: a new process in a running container (notebook 06; docker's ``exec``, runc's
+``exec``/``setns`` path). The process joins the container's cgroup first (so its limits hold
+from the first instruction), then every namespace of PID 1 (ipc, uts, net, pid, mnt — not net for
+``--network host``), forks once more so that the new PID namespace applies, and execs with the
+container's environment, working directory and user (docker's rule; ``exec -u`` overrides it).
+Nothing of the caller's open files follows it in (standard_init.close_inherited). Errors come back as one line on an O_CLOEXEC pipe,
+with docker's 126/127 for a command that cannot be run or found.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ExecError, MiniContainerError, exit_code, from_oserror
+from .lifecycle import running
+from .standard_init import close_inherited, import_user_db, switch_user
+
+
+def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None),
+            tty: bool = False, on_started=None, user: str | None = None) -> int:
+    """Join every namespace and the cgroup of a running container and run ``argv`` there.
+
+    The runtime makes itself non-dumpable first (PR_SET_DUMPABLE 0): runc's CVE-2019-5736 let a
+    process in the container open /proc/<runtime>/exe and overwrite the runtime binary."""
+    from .. import syscalls as sc
+    from ..cgroups import Cgroup
+    from ..namespaces import enter
+    rec = running(ref)
+    # docker: the container's user (-u of its run, else the image's User)
+    user = user if user is not None else (rec["config"].get("user") or rec.get("image_user"))
+    if user is not None:
+        from ..images.userdb import parse_spec
+        parse_spec(user)                  # a bad -u is an error here, before anything is forked
+    cg = Cgroup.open(rec["cgroup"])
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(err_r)
+            sc.set_dumpable(False)
+            if user is not None:
+                import_user_db()          # before setns: then the container's root is ours
+            cg.add(os.getpid())
+            names = ["ipc", "uts", "net", "pid", "mnt"]
+            if rec["config"]["network"] == "host":
+                names.remove("net")
+            enter(rec["pid"], names)
+            if os.fork():
+                _, status = os.waitpid(-1, 0)
+                os._exit(exit_code(status))
+            for i, fd in enumerate(stdio):
+                if fd is not None:
+                    os.dup2(fd, i)
+            close_inherited(err_w)
+            if tty:
+                from .tty import make_controlling
+                make_controlling(0)
+            envd = dict(e.split("=", 1) for e in rec["env"])
+            envd.update(e.split("=", 1) for e in env)
+            try:
+                os.chdir(workdir or rec["workdir"])
+            except OSError as exc:
+                raise from_oserror(exc, "chdir to working directory", workdir or rec["workdir"]) from exc
+            if user is not None:
+                switch_user(user, envd)
+            try:
+                os.execvpe(argv[0], argv, envd)
+            except FileNotFoundError:
+                os.write(err_w, f"127 exec {argv[0]}: executable file not found in $PATH".encode())
+                os._exit(127)
+            except OSError as exc:
+                os.write(err_w, f"126 exec {argv[0]}: {exc.strerror}".encode())
+                os._exit(126)
+        except BaseException as exc:  # noqa: BLE001 — a forked child reports and exits, never returns
+            try:
+                if isinstance(exc, MiniContainerError):
+                    line = f"{exc.exit_code} {exc}"
+                elif isinstance(exc, OSError):
+                    line = "125 " + str(from_oserror(exc, "exec in container " + rec["name"]))
+                else:
+                    line = f"125 exec in container {rec['name']}: {type(exc).__name__}: {exc}"
+                os.write(err_w, line.encode())
+            finally:
+                os._exit(125)
+        finally:
+            os._exit(125)
+    os.close(err_w)
+    if on_started:
+        on_started()
+    _, status = os.waitpid(pid, 0)
+    msg = os.read(err_r, 4096).decode(errors="replace")
+    os.close(err_r)
+    if msg:
+        code, _, text = msg.partition(" ")
+        raise ExecError(text, exit_code=int(code))
+    return exit_code(status)
+

@@ -1,0 +1,139 @@
+"""The lifecycle verbs on an existing container: kill, stop, pause, unpause, rm, ps, inspect, stats,
+logs (notebook 06). Each reads the record, checks the container's state against the live process
+(pid *and* start time: a recycled pid is not our container), and acts on its PID 1 or its cgroup.
+``rm`` stops what runs and then removes layer and record through the one teardown (teardown.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from ..errors import ConflictError, ContainerError, MiniContainerError, NotFoundError
+from . import state, teardown
+
+
+def live(ref: str) -> dict:
+    rec = state.find(ref)
+    if rec["status"] in ("running", "paused") and not state.alive(rec.get("pid"), rec.get("start_time")):
+        rec["status"] = "stopped"
+    return rec
+
+
+def running(ref: str) -> dict:
+    rec = live(ref)
+    if rec["status"] not in ("running", "paused"):
+        raise ContainerError(f"container {rec['name']} is not running ({rec['status']})")
+    return rec
+
+
+def kill(ref: str, sig: str | int = "KILL") -> None:
+    rec = running(ref)
+    os.kill(rec["pid"], parse_signal(sig))
+
+
+def parse_signal(sig) -> int:
+    from ..errors import ConfigError
+    if isinstance(sig, int) or str(sig).isdigit():
+        n = int(sig)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        s = str(sig).upper()
+        s = s if s.startswith("SIG") else "SIG" + s
+        if hasattr(signal.Signals, s) and s not in ("SIG_DFL", "SIG_IGN"):
+            return int(signal.Signals[s])
+    raise ConfigError(f"invalid signal: {sig}", hint="use a name such as TERM, KILL, HUP or a number")
+
+
+def stop(ref: str, timeout: float = 10) -> None:
+    """SIGTERM to PID 1, then after ``timeout`` SIGKILL to the whole cgroup (as docker stop)."""
+    rec = live(ref)
+    if rec["status"] not in ("running", "paused"):
+        return
+    from ..cgroups import Cgroup
+    try:
+        cg = Cgroup.open(rec["cgroup"])
+        if rec["status"] == "paused":
+            cg.thaw()
+    except NotFoundError:
+        cg = None
+    try:
+        os.kill(rec["pid"], rec.get("stop_signal") or signal.SIGTERM)   # the image's StopSignal
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and state.alive(rec["pid"], rec.get("start_time")):
+        time.sleep(0.02)
+    if state.alive(rec["pid"], rec.get("start_time")) and cg is not None:
+        try:
+            cg.kill()
+        except MiniContainerError:
+            if state.alive(rec["pid"], rec.get("start_time")):  # else: it ended and its group went
+                raise
+    _wait_stopped(rec["id"])
+
+
+def _wait_stopped(cid: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if state.read(cid)["status"] == "stopped":
+                return
+        except NotFoundError:
+            return
+        time.sleep(0.02)
+
+
+def pause(ref: str) -> None:
+    from ..cgroups import Cgroup
+    rec = running(ref)
+    Cgroup.open(rec["cgroup"]).freeze()
+    state.update(rec["id"], status="paused")
+
+
+def unpause(ref: str) -> None:
+    from ..cgroups import Cgroup
+    rec = running(ref)
+    if rec["status"] != "paused":
+        raise ContainerError(f"container {rec['name']} is not paused")
+    Cgroup.open(rec["cgroup"]).thaw()
+    state.update(rec["id"], status="running")
+
+
+def remove(ref: str, force: bool = False) -> str:
+    rec = live(ref)
+    if rec["status"] in ("running", "paused"):
+        if not force:
+            raise ConflictError(f"container {rec['name']} is {rec['status']}",
+                                hint="stop it first or use rm -f")
+        stop(rec["id"], timeout=0)
+    teardown.remove(rec)
+    return rec["name"]
+
+
+def list_containers(all: bool = False) -> list[dict]:
+    out = []
+    for rec in state.all_records():
+        if rec.get("status") in ("running", "paused") and not state.alive(rec.get("pid"), rec.get("start_time")):
+            rec["status"] = "stopped"
+        if all or rec.get("status") in ("running", "paused"):
+            out.append(rec)
+    return out
+
+
+def inspect(ref: str) -> dict:
+    return live(ref)
+
+
+def stats(ref: str) -> dict:
+    from ..cgroups import Cgroup
+    rec = running(ref)
+    return {"name": rec["name"], **Cgroup.open(rec["cgroup"]).stats()}
+
+
+def logs_path(ref: str):
+    rec = state.find(ref)
+    return state.root() / rec["id"] / "log"
+

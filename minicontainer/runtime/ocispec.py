@@ -1,0 +1,92 @@
+"""A container's record as an OCI runtime-spec ``config.json`` (the engine → runtime seam; notebook 08).
+
+Docker's split: the engine (dockerd, containerd) turns ``docker run``'s flags into a *bundle* — a root
+file system and a ``config.json`` in the OCI runtime spec's words — and an OCI runtime (runc) makes
+one container from it. :func:`spec` is the engine's half of that: from a record (container.py: the
+flags already parsed and validated, the image's command and environment resolved) to the spec's
+``process``, ``root``, ``hostname``, ``mounts`` and ``linux`` sections, with the same defaults our own
+start path applies (rootfs.py: the API file systems, runc's masked and read-only paths; the cgroup
+below our parent with the limits in bytes and CFS quota; one namespace per kernel concept, or a
+peer's by path for ``--network container:NAME``). The device nodes rootfs.DEVICES are not listed:
+the spec's default devices are the same six, and a runtime supplies them unasked.
+
+A pure function of the record: nothing is created, nothing is read but the record and the two
+host paths given; the result is JSON-serialisable as is. Our own start path does not go through
+JSON (the record goes to the container's first process directly: start_path.py), so a runtime that
+takes this dict in-process needs no round trip either. Rejected: building the spec from argparse's
+namespace — the record is what ``create`` validated, and what ``start`` of a created container has.
+"""
+
+from __future__ import annotations
+
+OCI_VERSION = "1.0.2"
+CPU_PERIOD_US = 100_000          # as cgroups.values: docker's and runc's CFS period
+
+_NS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "mnt": "mount", "net": "network"}
+
+
+def _mount(dest: str, typ: str, source: str, *options: str) -> dict:
+    return {"destination": dest, "type": typ, "source": source, "options": list(options)}
+
+
+#: the API file systems a container gets (rootfs.prepare_root mounts the same ones)
+DEFAULT_MOUNTS = (
+    _mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+    _mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+    _mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
+    _mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+    _mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+    _mount("/tmp", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=1777"),
+)
+
+
+def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: int | None = None) -> dict:
+    """The ``config.json`` of container ``rec`` whose root file system is at ``rootfs`` (the merged
+    overlay). ``cgroup_parent``: the parent group (paths.CGROUP_PARENT by default); ``peer_pid``:
+    PID 1 of the container whose network namespace ``--network container:NAME`` joins."""
+    from ..rootfs import MASKED_PATHS, READONLY_PATHS, parse_volume
+    from .config import ContainerConfig
+    cfg = ContainerConfig.from_dict(rec["config"])
+    if cgroup_parent is None:
+        from .. import paths
+        cgroup_parent = paths.CGROUP_PARENT
+    uid, gid, groups = 0, 0, []
+    user = cfg.user or rec.get("image_user")
+    if user:                    # the spec's ids are numbers: names resolved in the image's /etc
+        from ..images.userdb import resolve_user
+        uid, gid, groups, _ = resolve_user(user, rootfs)
+    mounts = [dict(m, options=list(m["options"])) for m in DEFAULT_MOUNTS]
+    for v in cfg.volumes:
+        vol = parse_volume(v)
+        mounts.append(_mount(vol.target, "bind", vol.source, "rbind", "rprivate",
+                             "ro" if vol.readonly else "rw"))
+    namespaces = [{"type": _NS[n]} for n in ("pid", "ipc", "uts", "mnt")]
+    if cfg.network.startswith("container:"):
+        if peer_pid is None:
+            from ..errors import ConfigError
+            raise ConfigError(f"--network {cfg.network}: the peer's PID 1 is needed for the spec",
+                              hint="pass peer_pid (netattach.peer(cfg)['pid'])")
+        namespaces.append({"type": "network", "path": f"/proc/{peer_pid}/ns/net"})
+    elif cfg.network != "host":
+        namespaces.append({"type": "network"})
+    resources: dict = {}
+    if cfg.memory is not None:
+        resources["memory"] = {"limit": cfg.memory, "swap": 2 * cfg.memory}   # docker's default swap
+    if cfg.cpus is not None:
+        resources["cpu"] = {"quota": max(1000, round(cfg.cpus * CPU_PERIOD_US)), "period": CPU_PERIOD_US}
+    if cfg.pids_limit is not None:
+        resources["pids"] = {"limit": cfg.pids_limit}
+    argv = list(rec["argv"])
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {"terminal": cfg.tty, "user": {"uid": uid, "gid": gid}, "args": argv,
+                    "env": list(rec["env"]), "cwd": rec["workdir"]},
+        "root": {"path": rootfs, "readonly": cfg.read_only},
+        "hostname": cfg.hostname or rec["id"][:12],
+        "mounts": mounts,
+        "linux": {"namespaces": namespaces, "resources": resources,
+                  "cgroupsPath": f"{cgroup_parent}/{rec['cgroup']}",
+                  "maskedPaths": list(MASKED_PATHS), "readonlyPaths": list(READONLY_PATHS)},
+        "annotations": {"org.minicontainer.id": rec["id"], "org.minicontainer.name": rec["name"],
+                        "org.minicontainer.image": cfg.image, "org.minicontainer.init": str(cfg.init).lower()},
+    }

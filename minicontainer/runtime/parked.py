@@ -1,0 +1,172 @@
+"""The container's first processes, made before the request's details: parked (notebook 06).
+
+:class:`Parked` is a container whose namespaces, cgroup and root file system exist, waiting for its
+*release* (what to run, with which stdio). ``start`` parks one and releases it at once;
+``minicontainer serve`` parks a *spare* before any request (:func:`park_spare`; container.py holds
+it for the ``run`` that fits). What runs inside, C and G, is in standard_init.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+
+from ..errors import ExecError, MiniContainerError, from_oserror
+from . import standard_init, teardown
+from .container import find_image, image_store, me
+
+
+class Parked:
+    """The container's first processes, made and moved into their cgroup before the request's details.
+
+    Joining a cgroup is the slowest step of a start: the first write to ``cgroup.procs`` after a
+    quiet moment waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem entering its
+    writer mode), 7–16 ms on the 2-core CI VM — longer than all the rest. So :func:`park` forks C,
+    which unshares the namespaces and forks G (PID 1 of the new PID namespace), and *while* the
+    runtime's write waits, G mounts the overlay and the API file systems (``rootfs.prepare_root``).
+    Then G waits on a socket for its *release*: the record (command, env, user, volumes…), the
+    generated /etc files and its stdin/stdout/stderr as file descriptors (SCM_RIGHTS: a spare's
+    request did not exist when G was forked). ``start`` parks on the spot and releases at once;
+    ``minicontainer serve`` keeps a spare parked in advance (worker.py), so a ``run`` finds its
+    container half made (container.py's spare slot). Errors come back as one line on an O_CLOEXEC
+    pipe (standard_init.py).
+    """
+
+    def __init__(self, cg, spec: dict, pid: int, sock, err_r: int):
+        self.cg, self.spec, self.pid, self.sock, self.err_r = cg, spec, pid, sock, err_r
+        self.cid = spec["cid"]
+        self.gpid: int | None = None
+        self.owner = os.getpid()
+        self.owns_layer = False            # a spare made its layer; a record owns it once claimed
+        self._data = b""
+
+    def _read_gpid(self) -> None:
+        """C's first line: G's pid on the host. An error line instead: raise it."""
+        while b"\n" not in self._data and self.err_r >= 0:
+            chunk = os.read(self.err_r, 4096)
+            if not chunk:
+                break
+            self._data += chunk
+        first = self._data.split(b"\n", 1)[0]
+        if not first.isdigit():
+            raise self.error() or ExecError("container set-up failed before PID 1 existed", exit_code=125)
+        self.gpid = int(first)
+
+    def error(self) -> ExecError | None:
+        """The error line C or G wrote (``CODE message``), as the exception to raise; None when G
+        exec'd the command. Reads the error pipe to its end."""
+        err = next((ln for ln in self.outcome() if ln and not ln.isdigit()), None)
+        if err is None:
+            return None
+        code, _, msg = err.partition(" ")
+        return ExecError(msg, exit_code=int(code) if code.isdigit() else 125)
+
+    def claim_layer(self) -> None:
+        """``create`` takes the spare's writable layer (same id, same place) for its record."""
+        self.owns_layer = False
+        try:
+            os.unlink(os.path.join(os.path.dirname(self.spec["upperdir"]), "spare"))
+        except FileNotFoundError:
+            pass
+
+    def release(self, rec: dict, etc: dict, stdio=(None, None, None)) -> None:
+        """G's orders: the record, the /etc files, and its stdin/stdout/stderr (``stdio``, else ours)."""
+        from .. import fdpass
+        try:
+            fdpass.send(self.sock, json.dumps({"rec": rec, "etc": etc}).encode(), fdpass.stdio(stdio))
+        except OSError as exc:
+            self.close()                          # a live G sees EOF and ends: the pipe reaches EOF
+            # G died while preparing: its line says why; else our send itself failed
+            raise (self.error() or from_oserror(exc, "release the container to its command")) from None
+        self.close()
+
+    def outcome(self) -> list[str]:
+        """Everything C and G wrote: G's pid, then nothing (it exec'd) or an error line."""
+        while self.err_r >= 0:
+            chunk = os.read(self.err_r, 4096)
+            if not chunk:
+                os.close(self.err_r)
+                self.err_r = -1
+                break
+            self._data += chunk
+        return self._data.decode(errors="replace").splitlines()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def discard(self) -> None:
+        """Not needed after all (the server stops, or the request did not fit): leave nothing."""
+        self.close()
+        teardown.reap(self.pid)
+        if self.err_r >= 0:
+            os.close(self.err_r)
+            self.err_r = -1
+        teardown.release_cgroup(self.cg)
+        if self.owns_layer:
+            teardown.release_layer(self.cid)
+
+
+def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
+    """Create the cgroup (``limits`` applied first), fork C (and through it G) into it, parked.
+    Each resource registers its release the moment it exists; any failure releases them all."""
+    import _socket
+    from ..cgroups import Cgroup
+    with ExitStack() as undo:
+        cg = Cgroup.create(cgroup_name or f"mc-{os.urandom(8).hex()}", limits,
+                           controllers=None if cgroup_name else {"memory", "cpu", "pids"})
+        undo.callback(teardown.release_cgroup, cg)
+        teardown.die_at("cgroup")
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        undo.callback(a.close)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a.close()
+                os.close(err_r)
+                standard_init.child(spec, b, err_w)
+            finally:
+                os._exit(125)
+        b.close()
+        os.close(err_w)
+        child = Parked(cg, spec, pid, a, err_r)
+        undo.pop_all()
+    try:
+        cg.add(pid)            # the slow write: meanwhile C unshares, forks G, and G mounts
+        child._read_gpid()
+        cg.add(child.gpid)     # G may have been forked just before C joined: make sure (fast now)
+    except BaseException as exc:
+        # End C and G first (G waits for its release, C for G): only then does the error pipe
+        # reach EOF. If G died preparing (a missing layer, a failed mount), its line is the cause.
+        child.close()
+        teardown.reap(child.pid)
+        failure = child.error() if isinstance(exc, MiniContainerError) else None
+        child.discard()
+        if failure is not None:
+            raise failure from None
+        raise
+    teardown.die_at("forked")
+    return child
+
+
+def park_spare(image: str = "busybox") -> Parked:
+    """For ``minicontainer serve``: a container for the next ``run`` of ``image`` with its own network
+    namespace, parked before anyone asked — its id, layer and cgroup are fresh and random, and it is
+    discarded unless a request that fits takes it. A ``spare`` file in its layer keeps ``gc`` away."""
+    store = image_store()
+    img = find_image(store, image)
+    cid = os.urandom(32).hex()
+    with ExitStack() as undo:
+        layer = store.create_container_layer(cid)
+        undo.callback(teardown.release_layer, cid)
+        (layer.path / "spare").write_text(json.dumps(me()))
+        spec = {"cid": cid, "names": ["uts", "ipc", "pid", "net"], "join_net": None,
+                "lowerdirs": img.lowerdirs, "upperdir": str(layer.upperdir),
+                "workdir_ovl": str(layer.workdir), "image_id": img.id}
+        child = park(spec)
+        undo.pop_all()
+    child.owns_layer = True
+    return child

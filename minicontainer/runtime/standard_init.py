@@ -1,0 +1,175 @@
+"""The code that runs inside the new container, before the user's command (runc init's role).
+
+runc re-executes itself as ``runc init`` inside the namespaces it made (libcontainer's
+standard_init_linux.go); we fork instead, so this code is already loaded in the child. Two processes:
+
+- **C** (:func:`child`), forked by parked.py, already inside the new container's cgroup: unshares
+  the namespaces (uts, ipc, pid, net — or joins a peer's net), and forks again, because a new PID
+  namespace only applies to the *next* child. C reports G's pid on the error pipe and then waits for
+  G (a detached container's C execs waiter.py to wait as a bare interpreter);
+- **G** (:func:`container_init`), PID 1 of the container: unshares the mount namespace, mounts the
+  overlay and the API file systems (``rootfs.prepare_root``) while the runtime is still joining the
+  cgroup, then waits on its socket for the *release* — the record, the generated /etc files, its
+  stdio as fds — and finishes: volumes, /etc, pivot_root, hostname, working directory, ids, exec.
+
+The mounts live only in G's mount namespace and vanish with it: nothing on the host to clean up.
+Any failure is one line, ``CODE message``, on an O_CLOEXEC error pipe: the runtime raises it, and a
+failed exec gives docker's 127 (not found) or 126 (cannot execute). Both processes get the parent
+death signal: if the runtime (or monitor) dies, so does the container. Neither ever returns: the
+caller's ``finally`` is ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from ..errors import MiniContainerError, exit_code, from_oserror
+from .config import ContainerConfig
+
+
+def close_inherited(keep: int = -1) -> None:
+    """Close every fd but stdio (and ``keep``, the error pipe: it closes itself on exec). Whatever the
+    runtime's caller left open without O_CLOEXEC — a lock, a socket, a directory — would otherwise
+    stay open in the container for its whole life (a leaked directory fd was runc's CVE-2024-21626;
+    a leaked ``flock`` fd kept a lock held until the container ended). closerange is one
+    close_range(2) call here."""
+    if keep > 2:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+    else:
+        os.closerange(3, 1 << 20)
+
+
+def switch_user(user: str, env: dict) -> None:
+    """Become ``USER[:GROUP]`` after everything that needs root: names and numbers resolved in the
+    container's own /etc/passwd and /etc/group (``images.userdb`` opens them without following the
+    container's symlinks), supplementary groups from /etc/group, HOME set when ``env`` has none.
+
+    ``images.userdb`` must already be imported (``import_user_db``): after pivot_root or a setns into
+    the container's mount namespace, the package's files are out of reach."""
+    from ..images.userdb import switch_user as become
+    try:
+        become(user, env)
+    except OSError as exc:
+        raise from_oserror(exc, f"switch to user {user}") from exc
+
+
+def import_user_db() -> None:
+    """Load the module ``switch_user`` needs while the host's root is still ours."""
+    from ..images import userdb  # noqa: F401
+
+
+def child(spec: dict, sock, err_w) -> None:
+    """C: unshare, fork G (PID 1), report G's pid, wait for it. Never returns (the caller's finally
+    does os._exit)."""
+    from .. import syscalls as sc
+    from ..namespaces import flags_for
+
+    def fail(code: int, msg: str):
+        os.write(err_w, f"\n{code} {msg}\n".encode())
+        os._exit(code)
+    fail.fd = err_w
+
+    try:
+        sc.set_pdeathsig(signal.SIGKILL)
+        sc.unshare(flags_for(spec["names"]))
+        if spec.get("join_net"):
+            from ..namespaces import enter
+            enter(spec["join_net"], ["net"])
+        try:
+            gpid = os.fork()
+        except OSError as exc:
+            raise from_oserror(exc, "fork the container's PID 1", None,
+                               hint="is the host's or the cgroup's pids limit reached?") from exc
+        if gpid:
+            os.write(err_w, f"{gpid}\n".encode())
+            os.close(err_w)
+            sock.close()
+            if spec.get("slim"):          # a detached container: wait as a bare interpreter
+                from . import waiter
+                waiter.become("child", gpid)
+            signal.signal(signal.SIGTERM, lambda s, f: os.kill(gpid, s))
+            signal.signal(signal.SIGINT, lambda s, f: os.kill(gpid, s))
+            while True:
+                try:
+                    _, status = os.waitpid(gpid, 0)
+                    break
+                except InterruptedError:
+                    continue
+            os._exit(exit_code(status))
+        sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or monitor) died: so does the container
+        container_init(spec, sock, fail)
+    except MiniContainerError as exc:
+        fail(getattr(exc, "exit_code", 125), str(exc))
+    except OSError as exc:          # one not translated where it happened: still operation + errno
+        fail(125, str(from_oserror(exc, "set up the container", exc.filename)))
+
+
+def container_init(spec: dict, sock, fail) -> None:
+    """G, PID 1 of the container: overlay and API file systems, then wait for the release; then
+    volumes, /etc, pivot_root, hostname, ids, exec."""
+    from .. import fdpass, syscalls as sc
+    from ..images.overlay import mount_overlay
+    from ..rootfs import enter_root, prepare_root
+    from .init import run_init  # now: after pivot_root the package's files are out of reach
+    # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
+    # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
+    sc.unshare(sc.CLONE_NEWNS)
+    merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
+    try:
+        os.makedirs(merged, exist_ok=True)
+    except OSError as exc:
+        raise from_oserror(exc, "create the overlay's mount point", merged) from exc
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+    mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
+    root = prepare_root(merged)
+
+    try:
+        body, fds = fdpass.recv(sock, 1 << 20, 3)
+    except OSError as exc:
+        raise from_oserror(exc, "receive the container's release from the runtime") from exc
+    if not body:
+        os._exit(0)                 # discarded: nobody needs this container after all
+    sock.close()
+    for i, fd in enumerate(fds[:3]):
+        os.dup2(fd, i)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    msg = json.loads(body)
+    rec = msg["rec"]
+    cfg = ContainerConfig.from_dict(rec["config"])
+    if cfg.tty:
+        from .tty import make_controlling   # only then: it pulls in termios and threading
+    user = cfg.user or rec.get("image_user")            # -u, else the image's User
+    if user:
+        import_user_db()
+    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"])
+    sc.sethostname(cfg.hostname or rec["id"][:12])
+    try:
+        os.chdir(rec["workdir"])
+    except OSError as exc:
+        fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
+    env = dict(e.split("=", 1) for e in rec["env"])
+    if user:
+        switch_user(user, env)
+    argv = rec["argv"]
+
+    def exec_command():
+        try:
+            os.execvpe(argv[0], argv, env)
+        except FileNotFoundError:
+            fail(127, f"exec {argv[0]}: executable file not found in $PATH")
+        except OSError as exc:
+            fail(126, f"exec {argv[0]}: {exc.strerror}")
+
+    if cfg.tty and os.isatty(0):
+        make_controlling(0)  # noqa: F821 - imported above when cfg.tty
+    close_inherited(fail.fd)
+    if cfg.init:
+        # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
+        run_init(exec_command, close=(fail.fd,))
+    exec_command()
+

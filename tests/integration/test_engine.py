@@ -1,0 +1,126 @@
+"""The engine's rules as a user meets them (issue 15's structure part, issue 17 item 16, issue 18's
+"no command → Entrypoint + Cmd"): the record keeps parsed numbers, nothing of the caller's open
+files reaches a container, `exec` runs as the container's user, and `run IMAGE` runs the image's
+command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.integration.test_runtime_cli import PY, ROOT, _nothing_left, mc
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("mceng")
+    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
+               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
+    yield env
+    mc(env, "gc")
+
+
+def test_the_record_keeps_bytes_and_quotas(roots):
+    """`--memory 64m` is parsed once, at the command line: the record and the cgroup hold bytes."""
+    mc(roots, "create", "--name", "mceng-lim", "--network", "none", "--memory", "64m", "--cpus", "0.5",
+       "--pids-limit", "20", "busybox", "true", check=0)
+    try:
+        cfg = json.loads(mc(roots, "inspect", "mceng-lim", check=0).stdout)["config"]
+        assert (cfg["memory"], cfg["cpus"], cfg["pids_limit"]) == (64 << 20, 0.5, 20)
+        p = mc(roots, "start", "-a", "mceng-lim")
+        assert p.returncode == 0, p.stderr
+    finally:
+        mc(roots, "rm", "mceng-lim", check=0)
+    from minicontainer.cgroups import Cgroup
+    mc(roots, "run", "-d", "--name", "mceng-lim2", "--network", "none", "--memory", "64m", "busybox",
+       "sleep", "30", check=0)
+    try:
+        cg = Cgroup.open(json.loads(mc(roots, "inspect", "mceng-lim2", check=0).stdout)["cgroup"])
+        limit = cg.file("memory.max" if "unified" in cg.dirs() else "memory.limit_in_bytes")
+        assert int(open(limit).read()) == 64 << 20
+    finally:
+        mc(roots, "rm", "-f", "mceng-lim2", check=0)
+    _nothing_left(roots)
+
+
+def _with_open_fd(env, *argv) -> tuple[str, int]:
+    """Run the command with an extra fd open (inherited, no CLOEXEC), as a caller's lock or socket
+    is; its output and that fd's number."""
+    r, w = os.pipe()
+    try:
+        os.set_inheritable(r, True)
+        p = subprocess.run([PY, "-m", "minicontainer.cli", *argv], env=env, capture_output=True, text=True,
+                           timeout=30, cwd=ROOT, pass_fds=(r,))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert p.returncode == 0, p.stderr
+    return p.stdout, r
+
+
+def test_no_open_file_of_the_caller_reaches_the_container(roots):
+    """A caller's fd without O_CLOEXEC (a `flock` lock, a socket) stays out of the container, of
+    `exec`, and of a detached container's monitor — else a lock stays held as long as it runs."""
+    ls = ["ls", "/proc/self/fd"]
+    # 0, 1, 2 and the directory ls itself opened (3); not the caller's extra one
+    out, _ = _with_open_fd(roots, "run", "--rm", "--network", "none", "busybox", *ls)
+    assert out.split() == ["0", "1", "2", "3"]
+    _, fd = _with_open_fd(roots, "run", "-d", "--name", "mceng-fd", "--network", "none", "busybox", "sleep", "30")
+    try:
+        out, _ = _with_open_fd(roots, "exec", "mceng-fd", *ls)
+        assert out.split() == ["0", "1", "2", "3"]
+        rec = json.loads(mc(roots, "inspect", "mceng-fd", check=0).stdout)
+        assert sorted(os.listdir(f"/proc/{rec['pid']}/fd")) == ["0", "1", "2"]
+        c = rec["runtime_pid"]                         # C; its parent is the monitor
+        monitor = int(open(f"/proc/{c}/stat").read().rsplit(")", 1)[1].split()[1])
+        for pid in (c, monitor):                       # both bare interpreters by now (waiter.py)
+            assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"], (pid, fd)
+    finally:
+        mc(roots, "rm", "-f", "mceng-fd")
+    _nothing_left(roots)
+
+
+def test_exec_runs_as_the_containers_user_unless_told(roots):
+    mc(roots, "run", "-d", "--name", "mceng-u", "--network", "none", "-u", "1000:1001", "busybox",
+       "sleep", "30", check=0)
+    try:
+        assert mc(roots, "exec", "mceng-u", "id", "-u", check=0).stdout == "1000\n"
+        assert mc(roots, "exec", "mceng-u", "id", "-g", check=0).stdout == "1001\n"
+        assert mc(roots, "exec", "-u", "0", "mceng-u", "id", "-u", check=0).stdout == "0\n"
+        assert mc(roots, "exec", "--user", "5:6", "mceng-u", "sh", "-c", "echo $(id -u):$(id -g)",
+                  check=0).stdout == "5:6\n"
+        p = mc(roots, "exec", "-u", "www-data", "mceng-u", "true")
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid user" in p.stderr
+    finally:
+        mc(roots, "rm", "-f", "mceng-u")
+    _nothing_left(roots)
+
+
+def test_run_without_a_command_runs_entrypoint_and_cmd(roots, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text('FROM busybox\nENTRYPOINT ["echo", "entry"]\nCMD ["from-cmd"]\n')
+    assert mc(roots, "build", "-t", "mceng-ep", str(ctx), timeout=120).returncode == 0
+    try:
+        p = mc(roots, "run", "--rm", "--network", "none", "mceng-ep")
+        assert (p.returncode, p.stdout) == (0, "entry from-cmd\n"), p.stderr
+        p = mc(roots, "run", "--rm", "--network", "none", "mceng-ep", "mine")     # replaces Cmd only
+        assert (p.returncode, p.stdout) == (0, "entry mine\n"), p.stderr
+        p = mc(roots, "run", "--rm", "--network", "none", "busybox")              # its Cmd: sh, no stdin
+        assert p.returncode == 0, p.stderr
+    finally:
+        mc(roots, "rmi", "mceng-ep")
+    _nothing_left(roots)
+
+
+def test_a_failed_start_leaves_nothing_and_says_what_failed(roots):
+    p = mc(roots, "run", "--rm", "--network", "none", "-w", "/nonexistent", "busybox", "true")
+    assert p.returncode == 125 and p.stderr.count("\n") == 1 and "/nonexistent" in p.stderr
+    p = mc(roots, "run", "--name", "mceng-bad", "--network", "none", "busybox", "/nope")
+    assert p.returncode == 127
+    assert json.loads(mc(roots, "inspect", "mceng-bad", check=0).stdout)["status"] == "stopped"
+    mc(roots, "rm", "mceng-bad", check=0)
+    _nothing_left(roots)
