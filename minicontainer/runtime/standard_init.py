@@ -57,7 +57,8 @@ def switch_user(user: str, env: dict) -> None:
 
 
 def import_user_db() -> None:
-    """Load the module ``switch_user`` needs while the host's root is still ours."""
+    """Load the modules ``switch_user`` needs while the host's root is still ours."""
+    from .. import rootfs  # noqa: F401 - userdb opens /etc/passwd with rootfs.open_in_root
     from ..images import userdb  # noqa: F401
 
 

@@ -92,8 +92,10 @@ def test_exec_runs_as_the_containers_user_unless_told(roots):
         assert mc(roots, "exec", "-u", "0", "mceng-u", "id", "-u", check=0).stdout == "0\n"
         assert mc(roots, "exec", "--user", "5:6", "mceng-u", "sh", "-c", "echo $(id -u):$(id -g)",
                   check=0).stdout == "5:6\n"
-        p = mc(roots, "exec", "-u", "www-data", "mceng-u", "true")
-        assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid user" in p.stderr
+        p = mc(roots, "exec", "-u", "no-such-user", "mceng-u", "true")   # names: the image's /etc/passwd
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and "unable to find user" in p.stderr, p.stderr
+        p = mc(roots, "exec", "-u", "a:b:c", "mceng-u", "true")
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid user" in p.stderr, p.stderr
     finally:
         mc(roots, "rm", "-f", "mceng-u")
     _nothing_left(roots)
