@@ -98,7 +98,9 @@ def check_isolated_child(isolated_child) -> str:
                     payload = ("err", exc)
                 except Exception:  # noqa: BLE001
                     payload = ("err", RuntimeError(repr(exc)))
-            os.write(res_w, pickle.dumps(payload)); os.close(res_w)
+            blob = pickle.dumps(payload)
+            # length first: the learner's process inherited res_w too, so no EOF would ever come
+            os.write(res_w, len(blob).to_bytes(8, "big") + blob); os.close(res_w)
             os.read(done_r, 1)
             if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
                 try:
@@ -118,11 +120,12 @@ def check_isolated_child(isolated_child) -> str:
         if not ready:
             raise ExerciseFailed("isolated_child did not return within 20 s")
         data = b""
-        while chunk := os.read(res_r, 65536):
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
+            chunk = os.read(res_r, 65536)
+            if not chunk:
+                raise ExerciseFailed("the process calling isolated_child died without an answer")
             data += chunk
-        if not data:
-            raise ExerciseFailed("the process calling isolated_child died without an answer")
-        kind, pid = pickle.loads(data)
+        kind, pid = pickle.loads(data[8:])
         if kind == "err":
             raise pid
         if not isinstance(pid, int) or pid <= 1 or not os.path.exists(f"/proc/{pid}"):

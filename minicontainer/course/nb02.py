@@ -104,9 +104,10 @@ def check_limit_memory(limit_memory) -> str:
                 raise ExerciseFailed(f"{knob.name} reads {value}: expected at most {limit}")
             hog.stdin.write(b"g"); hog.stdin.close()
             try:
-                out, _ = hog.communicate(timeout=20)
+                hog.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 raise ExerciseFailed("the 512 MiB hog neither finished nor died within 20 s") from None
+            out = hog.stdout.read()
             kills = int(next((l.split()[1] for l in events.read_text().splitlines()
                               if l.startswith("oom_kill ")), "0"))
             if hog.returncode != -9 or kills < 1:
