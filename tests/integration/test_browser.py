@@ -192,3 +192,64 @@ def test_notebook_00_runs_in_chromium(lab, tmp_path):
     assert n_widgets > 0, (f"no ipywidgets widget rendered in {NOTEBOOK} (screenshot: {shot}); "
                            "the notebook is expected to display one")
     assert shot.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------------------------------
+# The course as a website (make site): built for a few notebooks, read in headless Chromium.
+
+SITE_NOTEBOOKS = os.environ.get("MC_SITE_NOTEBOOKS", "00 03 04").split()
+
+
+def test_site_pages_load_in_chromium(tmp_path):
+    """`make site` for a few notebooks (all of them: MC_SITE_NOTEBOOKS="00 01 02 03 04 05 06"): every
+    page loads from file:// with nothing fetched from the network, its previous/next/index links lead
+    to pages that exist, every code cell shows its output area, no output is a traceback, and each page
+    whose notebook draws a figure shows it as an image."""
+    from playwright.sync_api import sync_playwright
+
+    from minicontainer.course import notebooks as nbs
+    from minicontainer.course import site
+
+    if os.geteuid() != 0:
+        pytest.skip("building the site executes the notebooks: needs root")
+    dest = tmp_path / "site"
+    pages = site.build(ROOT / "notebooks", dest, SITE_NOTEBOOKS)
+    assert len(pages) == len(SITE_NOTEBOOKS)
+    figures = {p.stem for p in nbs.numbered_notebooks(ROOT / "notebooks")
+               if "plt.show()" in p.read_text()}
+    external = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            # nothing leaves the machine: the CDN scripts nbconvert links (require.js, MathJax) are refused
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
+                       else (external.append(route.request.url), route.abort()))
+            page.goto((dest / "index.html").as_uri())
+            listed = page.eval_on_selector_all(".mc-index a", "as => as.map(a => a.getAttribute('href'))")
+            assert listed == [f"{pg.name}" for pg in pages]
+            for pg in pages:
+                page.goto(pg.as_uri())
+                info = page.evaluate("""() => ({
+                  title: document.querySelector('h1')?.textContent ?? '',
+                  links: [...document.querySelectorAll('nav.mc-nav a')].map(a => a.getAttribute('href')),
+                  cells: document.querySelectorAll('.jp-CodeCell').length,
+                  outputs: document.querySelectorAll('.jp-CodeCell .jp-OutputArea-output').length,
+                  errors: [...document.querySelectorAll('.jp-OutputArea-output')]
+                            .map(e => e.textContent).filter(t => /Traceback \\(most recent call last\\)/.test(t)),
+                  images: [...document.querySelectorAll('.jp-OutputArea-output img')]
+                            .filter(i => i.complete && i.naturalWidth > 100).length,
+                })""")
+                assert info["title"].startswith(pg.stem[:2]), (pg.name, info["title"])
+                assert "index.html" in info["links"], (pg.name, info["links"])
+                for href in info["links"]:
+                    assert (dest / href).is_file(), f"{pg.name} links to {href}, which was not built"
+                assert info["cells"] > 0 and info["outputs"] >= info["cells"] // 2, (pg.name, info)
+                assert not info["errors"], f"{pg.name} shows a traceback: {info['errors'][0][:300]}"
+                if pg.stem in figures:
+                    assert info["images"] >= 1, f"{pg.name}: its notebook draws a figure, the page shows none"
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / f"site-{pg.stem[:2]}.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all(not u.startswith(("http://127.", "file:")) for u in external)
