@@ -46,3 +46,13 @@ def test_every_exercise_has_prose_and_tiered_hints(nb):
         assert -1 not in order and order == sorted(order), \
             f"{nb.name} exercise {ex.ex_id}: hints must be collapsed, in tiers: Hint 1, Hint 2, Solution"
         assert "raise NotImplementedError" in ex.stub
+
+
+@pytest.mark.parametrize("nb", nbs.numbered_notebooks(NB_DIR), ids=lambda p: p.name[:2])
+def test_what_docker_does_box(nb):
+    """Each notebook shows the Docker/containerd/runc counterpart of what it built, with a command."""
+    boxes = [nbs.source(c) for c in nbs.load(nb)["cells"]
+             if c.get("cell_type") == "markdown" and nbs.source(c).startswith("### What Docker does")]
+    assert boxes, f"{nb.name}: no '### What Docker does' markdown cell"
+    assert "```" in boxes[0] and ("docker " in boxes[0] or "runc" in boxes[0]), \
+        f"{nb.name}: the box should show the command that shows it on a Docker host"
