@@ -121,7 +121,8 @@ def check_enter_root(enter_root) -> str:
     if not has_busybox:
         raise ExerciseFailed(f"after enter_root, /bin/busybox is missing: `/` is not {root}")
     if escaped == "host secret":
-        raise ExerciseFailed("the breakout read the host's file: chroot alone does not hold — use pivot_root")
+        raise ExerciseFailed("the breakout read the host's file: a chroot alone does not hold (use pivot_root), "
+                             "and after pivot_root the old root must be detached (umount2 with MNT_DETACH)")
     if where != "/":
         raise ExerciseFailed(f"the working directory is {where!r} after enter_root: chdir('/') at the end")
     if sorted(points) != ["/", "/proc"]:
