@@ -107,3 +107,10 @@ vm-test: root venv
 
 clean-venv:
 	rm -rf $(VENV) build
+
+# The course as a static website: every notebook solved, executed (root: it changes the kernel, and
+# cleans up after itself) and rendered to HTML with its outputs and figures, an index and
+# previous/next links. Open build/site/index.html. SITE_NOTEBOOKS="00 03" builds only those.
+.PHONY: site
+site: setup
+	$(VPY) -m minicontainer.course.site build/site $(SITE_NOTEBOOKS)

@@ -58,3 +58,113 @@ def check_uid_outside(uid_outside) -> str:
     if uid_outside(os.getpid(), 1234) != 1234:
         raise ExerciseFailed("in the initial user namespace every uid maps to itself (uid_map '0 0 4294967295')")
     return f"{len(cases) + 1} uids translated through two map lines, unmapped ones → None"
+
+
+def _mount_ids(pid: str | int = "self") -> set[str]:
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return {line.split()[0] for line in f}
+
+
+@exercise("01.4")
+def check_isolated_child(isolated_child) -> str:
+    """Build exercise: the learner's function, called in a throwaway child X of ours, must leave a
+    process running in new UTS+PID+mount namespaces, with its own hostname and its own /proc, and
+    return that process's pid (as X sees it). We grade only what the kernel shows in /proc; then X kills
+    and reaps it, so nothing outlives the check."""
+    import pickle
+    import select
+    import signal
+    import socket
+    import time
+
+    from . import run_in_child
+    from .. import syscalls as sc
+
+    name = f"mc01-ex{os.getpid() % 10000:04d}"
+    host_mounts = _mount_ids()
+    res_r, res_w = os.pipe()
+    done_r, done_w = os.pipe()
+    x = os.fork()
+    if x == 0:  # X: calls the learner's function, reports, waits for "done", cleans up
+        code = 0
+        try:
+            os.close(res_r); os.close(done_w)
+            try:
+                payload = ("ok", isolated_child(name))
+            except BaseException as exc:  # noqa: BLE001 - goes back to the checker
+                code = 1
+                try:
+                    pickle.dumps(exc)
+                    payload = ("err", exc)
+                except Exception:  # noqa: BLE001
+                    payload = ("err", RuntimeError(repr(exc)))
+            blob = pickle.dumps(payload)
+            # length first: the learner's process inherited res_w too, so no EOF would ever come
+            os.write(res_w, len(blob).to_bytes(8, "big") + blob); os.close(res_w)
+            os.read(done_r, 1)
+            if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
+                try:
+                    os.kill(payload[1], signal.SIGKILL)
+                except OSError:
+                    pass
+            while True:                       # reap whatever the learner's function started
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+        finally:
+            os._exit(code)
+    os.close(res_w); os.close(done_r)
+    try:
+        ready, _, _ = select.select([res_r], [], [], 20)
+        if not ready:
+            raise ExerciseFailed("isolated_child did not return within 20 s")
+        data = b""
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
+            chunk = os.read(res_r, 65536)
+            if not chunk:
+                raise ExerciseFailed("the process calling isolated_child died without an answer")
+            data += chunk
+        kind, pid = pickle.loads(data[8:])
+        if kind == "err":
+            raise pid
+        if not isinstance(pid, int) or pid <= 1 or not os.path.exists(f"/proc/{pid}"):
+            raise ExerciseFailed(f"expected the host pid of a running process, got {pid!r}")
+        time.sleep(0.1)
+        mine = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("uts", "pid", "mnt")}
+        theirs = {n: os.readlink(f"/proc/{pid}/ns/{n}") for n in ("uts", "pid", "mnt")}
+        same = [n for n in mine if mine[n] == theirs[n]]
+        if same:
+            raise ExerciseFailed(f"process {pid} still shares these namespaces with the notebook: {same}")
+        nspid = next(l.split()[1:] for l in open(f"/proc/{pid}/status") if l.startswith("NSpid:"))
+        if nspid[-1] != "1":
+            raise ExerciseFailed(f"process {pid} should be PID 1 of its new PID namespace (fork after "
+                                 f"unshare); its NSpid is {' '.join(nspid)}")
+
+        def seen_hostname():
+            fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY)
+            sc.setns(fd, sc.CLONE_NEWUTS)
+            os.close(fd)
+            return socket.gethostname()
+        got = run_in_child(seen_hostname)
+        if got != name:
+            raise ExerciseFailed(f"hostname inside: expected {name!r}, got {got!r}")
+        procs = sorted(int(e) for e in os.listdir(f"/proc/{pid}/root/proc") if e.isdigit())
+        if procs != [1]:
+            raise ExerciseFailed(f"its /proc lists pids {procs[:8]}{'…' if len(procs) > 8 else ''}: mount a "
+                                 f"new proc on /proc inside (only PID 1 should be there)")
+        leaked = _mount_ids() - host_mounts
+        if leaked:
+            raise ExerciseFailed(f"{len(leaked)} mount(s) appeared in the notebook's mount table: make / "
+                                 f"private (MS_REC|MS_PRIVATE) in the new mount namespace before mounting")
+    finally:
+        os.write(done_w, b"d"); os.close(done_w); os.close(res_r)
+        os.waitpid(x, 0)
+        for mid in _mount_ids() - host_mounts:       # a leaked /proc: take it back off
+            for line in open("/proc/self/mountinfo"):
+                if line.split()[0] == mid:
+                    try:
+                        sc.umount2(line.split()[4], sc.MNT_DETACH)
+                    except Exception:  # noqa: BLE001 - best effort, the check already failed
+                        pass
+    return f"PID 1 in new uts/pid/mnt namespaces, hostname {name}, its /proc lists only itself, no mount leaked"

@@ -75,3 +75,49 @@ def check_cpu_fraction(cpu_fraction) -> str:
     if not isinstance(got, float) or not 0.38 <= got <= 0.62:
         raise ExerciseFailed(f"a busy loop under --cpus 0.5: expected about 0.5, got {got!r}")
     return f"idle group {idle:.2f} CPU, busy loop under --cpus 0.5 {got:.2f} CPU"
+
+
+_HOG = ("import sys\nsys.stdin.read(1)\nheld = []\n"
+        "for _ in range(64):\n    held.append(b'\\x01' * (8 << 20))\nprint('survived', flush=True)\n")
+
+
+@exercise("02.3")
+def check_limit_memory(limit_memory) -> str:
+    """Build exercise: the learner writes the limit and moves the process in by hand; the grade is the
+    kernel's OOM kill of a 512 MiB hog, counted in memory.events (v2) or memory.oom_control (v1)."""
+    from ..cgroups import Cgroup
+    limit = 48 << 20
+    with Cgroup.create("nb02-check-3") as cg:
+        dirs = cg.dirs()
+        group = Path(dirs.get("memory") or dirs["unified"])
+        v2 = (group / "memory.max").exists()
+        events = group / ("memory.events" if v2 else "memory.oom_control")
+        hog = subprocess.Popen([_PY, "-c", _HOG], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            limit_memory(str(group), limit, hog.pid)
+            members = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+            if hog.pid not in members:
+                raise ExerciseFailed(f"pid {hog.pid} is not in {group}/cgroup.procs (members: {members})")
+            knob = group / ("memory.max" if v2 else "memory.limit_in_bytes")
+            value = knob.read_text().strip()
+            if value == "max" or int(value) > limit:
+                raise ExerciseFailed(f"{knob.name} reads {value}: expected at most {limit}")
+            hog.stdin.write(b"g"); hog.stdin.close()
+            try:
+                hog.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise ExerciseFailed("the 512 MiB hog neither finished nor died within 20 s") from None
+            out = hog.stdout.read()
+            kills = int(next((l.split()[1] for l in events.read_text().splitlines()
+                              if l.startswith("oom_kill ")), "0"))
+            if hog.returncode != -9 or kills < 1:
+                swap = " (is swap limited too? memory.swap.max / memory.memsw.limit_in_bytes)" \
+                    if b"survived" in out else ""
+                raise ExerciseFailed(f"the hog should have been OOM-killed (SIGKILL, oom_kill ≥ 1 in "
+                                     f"{events.name}); it ended with {hog.returncode}, oom_kill {kills}{swap}")
+        finally:
+            if hog.poll() is None:
+                hog.kill()
+            hog.wait()
+    version = "v2 memory.events" if v2 else "v1 memory.oom_control"
+    return f"a 512 MiB hog under {limit >> 20} MiB was OOM-killed: oom_kill {kills} in {version}"

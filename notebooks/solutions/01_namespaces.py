@@ -41,3 +41,35 @@ def uid_outside(pid: int, uid: int) -> int | None:
         if inside <= uid < inside + count:
             return outside + (uid - inside)
     return None
+
+
+# %% Exercise 01.4
+import os
+import signal
+
+from minicontainer import syscalls
+
+
+def isolated_child(hostname: str) -> int:
+    """Leave a process running as PID 1 of new UTS, PID and mount namespaces, with its own
+    hostname and its own /proc; return its pid."""
+    syscalls.unshare(syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWNS)
+    # a copy of the host's mounts: cut it from the host's peer groups before mounting anything
+    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    syscalls.sethostname(hostname)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()                   # the new PID namespace applies to this child: it is PID 1
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            syscalls.mount("proc", "/proc", "proc",
+                           syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
+            os.write(ready_w, b"r")
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.read(ready_r, 1)               # return only once /proc is mounted
+    os.close(ready_r)
+    return pid

@@ -24,3 +24,22 @@ def cpu_fraction(cg, seconds: float) -> float:
     time.sleep(seconds)
     t1, u1 = time.monotonic(), cg.stats()["cpu_usage_usec"]
     return (u1 - u0) / 1e6 / (t1 - t0)
+
+
+# %% Exercise 02.3
+from pathlib import Path
+
+
+def limit_memory(group: str, limit_bytes: int, pid: int) -> None:
+    """Limit the memory of the cgroup directory ``group`` (v2, or v1's memory hierarchy) to
+    ``limit_bytes``, swap included, and move ``pid`` into it."""
+    g = Path(group)
+    if (g / "memory.max").exists():                       # cgroup v2
+        (g / "memory.max").write_text(str(limit_bytes))
+        if (g / "memory.swap.max").exists():
+            (g / "memory.swap.max").write_text("0")
+    else:                                                 # cgroup v1: memsw >= memory at every moment
+        (g / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        if (g / "memory.memsw.limit_in_bytes").exists():
+            (g / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
+    (g / "cgroup.procs").write_text(str(pid))

@@ -29,3 +29,20 @@ def propagation_of(mount_point: str) -> str:
                 return "shared"
             return "private"
     raise ValueError(f"{mount_point} is not a mount point")
+
+
+# %% Exercise 03.3
+import os
+
+from minicontainer import syscalls as sc
+
+
+def enter_root(root: str) -> None:
+    """Make ``root`` this process's ``/`` for good (we are in a mount namespace of our own whose
+    ``/`` is shared, as systemd makes it)."""
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)   # leave every peer group first
+    sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)      # new_root must be a mount point
+    os.chdir(root)
+    sc.pivot_root(".", ".")                                 # put_old stacked under the new root...
+    sc.umount2(".", sc.MNT_DETACH)                          # ...and detached: the host is gone
+    os.chdir("/")

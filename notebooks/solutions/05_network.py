@@ -31,3 +31,26 @@ def default_gateway(pid: int) -> str | None:
         if fields[1] == "00000000" and int(fields[7], 16) == 0:      # destination 0.0.0.0/0
             return socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
     return None
+
+
+# %% Exercise 05.3
+import os
+import subprocess
+
+
+def connect(netns: str, bridge: str, cidr: str) -> None:
+    """Wire the named network namespace ``netns`` to ``bridge``: a veth pair, the host end a port of
+    the bridge, the other end ``eth0`` inside with address ``cidr`` and a default route via the
+    bridge's own address (the gateway)."""
+    def ip(*args, ns=None):
+        subprocess.run((["ip", "netns", "exec", ns] if ns else []) + ["ip", *args], check=True)
+    host_end = f"veth{os.getpid() % 100000}"[:15]
+    gateway = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", bridge], check=True,
+                             capture_output=True, text=True).stdout.split()[3].split("/")[0]
+    ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    ip("link", "set", host_end, "master", bridge)
+    ip("link", "set", host_end, "up")
+    ip("addr", "add", cidr, "dev", "eth0", ns=netns)
+    ip("link", "set", "lo", "up", ns=netns)
+    ip("link", "set", "eth0", "up", ns=netns)
+    ip("route", "add", "default", "via", gateway, ns=netns)

@@ -1,0 +1,105 @@
+"""The build exercises' checkers grade the kernel's state: a plausible but wrong mechanism must fail.
+
+test_exercises.py proves each check both ways (stub: not passed; solution: passed). A checker could
+still pass anything that merely runs; these are the mistakes a learner makes — chroot instead of a
+pivot, a forgotten /proc or route, a limit without the process in the group, lowerdirs in the wrong
+order, an init that waits only for its own child — and each must come back "failed" with a message.
+"""
+
+import os
+
+import pytest
+
+from minicontainer.course import evaluate
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="exercise checks touch the kernel: need root")
+
+
+def _no_proc(hostname):
+    """01.4 without mounting a new /proc: ps inside would still list the host's processes."""
+    import signal
+    from minicontainer import syscalls as sc
+    sc.unshare(sc.CLONE_NEWUTS | sc.CLONE_NEWPID | sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.sethostname(hostname)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.pause()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _limit_not_joined(group, limit_bytes, pid):
+    """02.3 with the limit written but the process never moved into the group."""
+    from pathlib import Path
+    knob = "memory.max" if Path(group, "memory.max").exists() else "memory.limit_in_bytes"
+    Path(group, knob).write_text(str(limit_bytes))
+
+
+def _chroot_only(root):
+    """03.3 with chroot: the breakout walks out."""
+    os.chroot(root)
+    os.chdir("/")
+
+
+def _pivot_no_detach(root):
+    """03.3 with the old root left stacked on the new one."""
+    from minicontainer import syscalls as sc
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    os.chdir("/")
+
+
+def _lowers_reversed(target, lowerdirs, upperdir, workdir):
+    """04.1 with the lowerdirs bottom-most first."""
+    from minicontainer import syscalls
+    syscalls.mount("overlay", target, "overlay", 0,
+                   f"lowerdir={':'.join(reversed(lowerdirs))},upperdir={upperdir},workdir={workdir}")
+
+
+def _no_route(netns, bridge, cidr):
+    """05.3 without the default route: the upstream is unreachable."""
+    import subprocess
+
+    def ip(*args, ns=None):
+        subprocess.run((["ip", "netns", "exec", ns] if ns else []) + ["ip", *args], check=True)
+    host_end = f"vw{os.getpid() % 100000}"
+    ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    ip("link", "set", host_end, "master", bridge)
+    ip("link", "set", host_end, "up")
+    ip("addr", "add", cidr, "dev", "eth0", ns=netns)
+    ip("link", "set", "eth0", "up", ns=netns)
+
+
+def _waits_for_own_child_only(argv):
+    """06.3 with waitpid(child): orphans stay zombies."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+WRONG = [
+    ("01.4", _no_proc, "/proc"),
+    ("02.3", _limit_not_joined, "cgroup.procs"),
+    ("03.3", _chroot_only, "breakout"),
+    ("03.3", _pivot_no_detach, "detach"),
+    ("04.1", _lowers_reversed, "top"),
+    ("05.3", _no_route, "default route"),
+    ("06.3", _waits_for_own_child_only, "zombie"),
+]
+
+
+@pytest.mark.parametrize("ex_id, wrong, says", WRONG, ids=[f"{e}-{f.__name__.strip('_')}" for e, f, _ in WRONG])
+def test_wrong_mechanism_fails(ex_id, wrong, says):
+    result = evaluate(ex_id, wrong)
+    assert result.status == "failed", result
+    assert says in result.message, result.message
