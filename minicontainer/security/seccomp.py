@@ -117,7 +117,8 @@ def to_oci(profile: dict, bounding=None, arch: str | None = None) -> dict:
             continue
         if inc.get("minKernel") and not _kernel_at_least(inc["minKernel"]):
             continue
-        new = {"names": list(rule.get("names") or ([rule["name"]] if rule.get("name") else [])),
+        names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
+        new = {"names": list(names) if isinstance(names, list) else names,
                "action": rule.get("action")}
         for key in ("errnoRet", "args"):
             if rule.get(key) is not None:
