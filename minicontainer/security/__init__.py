@@ -22,17 +22,15 @@ numbers, the seccomp profile compiled to BPF (cached) — so ``apply`` is a hand
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from .._record import factory, record
 from ._error import SecurityError
 from .capabilities import default_capabilities
-from .seccomp import default_seccomp
 
 __all__ = ["ProcessSecurity", "Prepared", "prepare", "apply", "default_capabilities", "default_seccomp",
            "SecurityError"]
 
 
-@dataclass
+@record
 class ProcessSecurity:
     """Mirrors the OCI runtime spec's ``process`` fields (and ``linux.seccomp``)."""
     uid: int = 0
@@ -46,7 +44,7 @@ class ProcessSecurity:
     oom_score_adj: int | None = None
 
 
-@dataclass
+@record
 class Prepared:
     """Everything :func:`apply` needs, resolved to numbers: plain data, picklable, fork-safe."""
     uid: int
@@ -60,7 +58,14 @@ class Prepared:
     rlimits: tuple[tuple[int, int, int], ...] = ()
     oom_score_adj: int | None = None
     set_ids: bool = True
-    summary: dict = field(default_factory=dict)   # what `inspect` may show
+    summary: dict = factory(dict)   # what `inspect` may show
+
+
+def default_seccomp(capabilities: dict | None = None, arch: str | None = None) -> dict:
+    """Docker's default profile as OCI ``linux.seccomp`` for these OCI ``process.capabilities``
+    (None: Docker's default 14) on ``arch`` (uname -m; None: this host). See :mod:`.seccomp`."""
+    from .seccomp import default_seccomp as resolve
+    return resolve(capabilities, arch)
 
 
 def _id(value, what: str) -> int:
@@ -140,8 +145,9 @@ def apply(p: Prepared) -> None:
     """
     import os
     from . import capabilities as caps_mod
-    from . import seccomp as sc
     from .. import syscalls
+    if p.seccomp_program is not None:
+        from . import seccomp as sc
     if p.rlimits:
         import resource
         for num, soft, hard in p.rlimits:
