@@ -123,7 +123,7 @@ def program(rules) -> bytes:
     """Rules → a BPF_PROG_TYPE_CGROUP_DEVICE program. Registers: r1 = ctx on entry; r2 type,
     r3 access, r4 major, r5 minor. One block per rule, checked last rule first (later rules win);
     a block that matches returns its verdict, one that does not jumps over the rest of itself;
-    nothing matched: deny (0)."""
+    nothing matched: deny (0). Rules before one that matches everything are left out."""
     rules = validate(rules)
     code = [
         _ins(_LDX_W, 2, 1, 0), _ins(_AND64_K, 2, imm=0xFFFF),     # r2 = type
@@ -147,6 +147,10 @@ def program(rules) -> bytes:
         for i, (c, dst, src, imm, jumps) in enumerate(block):
             imm = imm - 2**32 if imm >= 2**31 else imm
             code.append(_ins(c, dst, src, off=(n - i - 1) if jumps else 0, imm=imm))
+        if n == 2:
+            # matches everything (``a *:* rwm``): what follows could never run, and the verifier
+            # rejects a program with unreachable instructions (EINVAL before it looks at any)
+            return b"".join(code)
     code += [_ins(_MOV64_K, 0, imm=0), _ins(_EXIT)]
     return b"".join(code)
 

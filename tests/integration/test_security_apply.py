@@ -209,6 +209,8 @@ def test_bad_input_is_one_line(sec, words):
 
 def test_prepared_is_picklable_and_cached(tmp_path):
     import pickle
+    from minicontainer.security import seccomp
+    seccomp._memory_cache.clear()
     p = _default()
     assert pickle.loads(pickle.dumps(p)) == p
     cached = list((tmp_path / "state" / "seccomp").iterdir())

@@ -77,6 +77,14 @@ def test_program_verdicts(typ, access, major, minor, verdict):
     assert _run(devices.program(devices.default_rules()), typ, access, major, minor) == verdict
 
 
+def test_a_rule_that_matches_everything_ends_the_program():
+    # the verifier rejects unreachable instructions: nothing may follow an unconditional verdict
+    prog = devices.program([{"allow": False, "access": "rwm"}])
+    assert [struct.unpack("<BBhi", prog[i:i + 8])[0] for i in range(0, len(prog), 8)][-2:] == [0xB7, 0x95]
+    assert len(devices.program([{"allow": True, "type": "c", "major": 1, "minor": 3},
+                                {"allow": True, "access": "rwm"}])) // 8 == 6 + 2
+
+
 def test_later_rules_win_and_access_subsets():
     rules = devices.default_rules() + [{"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"},
                                        {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]
