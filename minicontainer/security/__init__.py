@@ -174,12 +174,17 @@ def apply(p: Prepared) -> None:
     elif p.seccomp_program is not None:
         sc.load(p.seccomp_program, p.seccomp_flags)
     if p.caps is not None:
+        held = syscalls.capget()[1]
         caps_mod.drop_bounding(p.caps["bounding"])
     if p.set_ids:
         caps_mod.set_ids(p.uid, p.gid, p.groups, keep_caps=p.caps is not None)
     if p.caps is not None:
         c = p.caps
-        caps_mod.set_sets(c["effective"], c["permitted"], c["inheritable"], c["ambient"])
+        # what the runtime itself lacks it cannot give (--privileged on a host whose root has a
+        # reduced bounding set): capset would refuse the whole call with EPERM
+        have = held
+        caps_mod.set_sets(c["effective"] & have, c["permitted"] & have, c["inheritable"] & have,
+                          c["ambient"] & have)
     if p.umask is not None:
         os.umask(p.umask)
     if p.no_new_privileges and p.seccomp_program is not None:

@@ -215,3 +215,42 @@ def test_prepared_is_picklable_and_cached(tmp_path):
     assert pickle.loads(pickle.dumps(p)) == p
     cached = list((tmp_path / "state" / "seccomp").iterdir())
     assert len(cached) == 1 and oct(cached[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_argument_rules_socket_family_and_clone_flags():
+    import socket
+
+    def probe():
+        out = {}
+        for fam, name in ((40, "AF_VSOCK"), (socket.AF_UNIX, "AF_UNIX")):
+            try:
+                socket.socket(fam, socket.SOCK_STREAM).close()
+                out[name] = "ok"
+            except OSError as exc:
+                out[name] = errno.errorcode[exc.errno]
+        pid = os.fork()            # clone(SIGCHLD): no namespace flag, allowed
+        if pid == 0:
+            os._exit(7)
+        out["fork"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        nr_clone = {"x86_64": 56, "aarch64": 220}[MACHINE]
+        ctypes.set_errno(0)
+        r = _libc.syscall(ctypes.c_long(nr_clone), ctypes.c_long(syscalls.CLONE_NEWNS | 17), None, None, None, None)
+        if r == 0:
+            os._exit(0)
+        out["clone(CLONE_NEWNS)"] = "ok" if r > 0 else errno.errorcode[ctypes.get_errno()]
+        return out
+    got = in_child(_default(), probe)
+    assert got == {"AF_VSOCK": "EPERM", "AF_UNIX": "ok", "fork": 7, "clone(CLONE_NEWNS)": "EPERM"}
+
+
+def test_docker_flags_end_to_end():
+    from minicontainer.security.options import from_docker_flags
+    oci = from_docker_flags(cap_drop=["ALL"], cap_add=["NET_BIND_SERVICE"], security_opt=["no-new-privileges"])
+    p = prepare(ProcessSecurity(capabilities=oci["process"]["capabilities"], seccomp=oci["linux"]["seccomp"],
+                                no_new_privileges=oci["process"]["noNewPrivileges"]))
+    s = in_child(p, _status_probe)
+    assert s["CapEff"] == s["CapBnd"] == f"{1 << 10:016x}" and s["NoNewPrivs"] == "1" and s["Seccomp"] == "2"
+    # --privileged: everything kept, no filter
+    priv = from_docker_flags(privileged=True)
+    s = in_child(prepare(ProcessSecurity(capabilities=priv["process"]["capabilities"])), _status_probe)
+    assert s["Seccomp"] == "0" and int(s["CapBnd"], 16) == int(open("/proc/self/status").read().split("CapBnd:\t")[1][:16], 16)
