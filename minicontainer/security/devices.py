@@ -103,7 +103,7 @@ BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR = 1, 2
 BPF_DEVCG_ACC_MKNOD, BPF_DEVCG_ACC_READ, BPF_DEVCG_ACC_WRITE = 1, 2, 4
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6               # attach type
-BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 5, 8, 9, 13, 16
 BPF_F_ALLOW_MULTI = 2
 
 # eBPF opcodes (linux/bpf.h): class | size/op | source
@@ -187,6 +187,37 @@ def attach(dirfd: int, prog_fd: int, where: str = "") -> None:
                             hint="needs CAP_SYS_ADMIN, and a cgroup v2 directory") from None
 
 
+def attached(dirfd: int, where: str = "") -> list[int]:
+    """Ids of the device programs attached directly to the cgroup ``dirfd`` (BPF_PROG_QUERY)."""
+    import ctypes
+    from .. import syscalls
+    ids = (ctypes.c_uint32 * 64)()
+    attr = bytearray(struct.pack("<IIIIQI", dirfd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)) + bytes(8)
+    try:
+        syscalls.bpf(BPF_PROG_QUERY, attr, where)
+    except Exception as exc:
+        raise SecurityError(f"bpf(BPF_PROG_QUERY) {where}", err=getattr(exc, "errno", None)) from None
+    count = struct.unpack_from("<I", attr, 24)[0]
+    return list(ids[:min(count, 64)])
+
+
+def detach(dirfd: int, prog_id: int, where: str = "") -> None:
+    """Detach one program (by id) from the cgroup ``dirfd``."""
+    from .. import syscalls
+    try:
+        fd = syscalls.bpf(BPF_PROG_GET_FD_BY_ID, bytearray(struct.pack("<I", prog_id)) + bytes(12), where)
+    except Exception as exc:
+        if getattr(exc, "errno", None) == 2:      # ENOENT: gone already
+            return
+        raise SecurityError(f"bpf(BPF_PROG_GET_FD_BY_ID {prog_id}) {where}", err=getattr(exc, "errno", None)) from None
+    try:
+        syscalls.bpf(BPF_PROG_DETACH, bytearray(struct.pack("<IIII", dirfd, fd, BPF_CGROUP_DEVICE, 0)) + bytes(16), where)
+    except Exception as exc:
+        raise SecurityError(f"bpf(BPF_PROG_DETACH) {where}", err=getattr(exc, "errno", None)) from None
+    finally:
+        os.close(fd)
+
+
 def apply(cgroup, rules) -> None:
     """Apply ``rules`` to a :class:`minicontainer.cgroups.Cgroup`: v1 writes the devices files, v2
     attaches the program to the group's directory. Before the container's process runs in it."""
@@ -196,11 +227,16 @@ def apply(cgroup, rules) -> None:
         d = cgroup.dirs()["unified"]
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            old = attached(fd, str(d))
             prog = load_program(rules)
             try:
                 attach(fd, prog, str(d))
             finally:
                 os.close(prog)            # the cgroup holds the program now
+            # runc's order: the new program first, then the old ones go, so that no moment
+            # is without rules (ALLOW_MULTI runs them all: an old stricter one would still deny)
+            for prog_id in old:
+                detach(fd, prog_id, str(d))
         finally:
             os.close(fd)
         return
@@ -264,4 +300,5 @@ def from_host(spec: str) -> tuple[dict, dict]:
 
 
 __all__ = ["default_nodes", "default_rules", "validate", "v1_lines", "program", "load_program", "attach",
+           "attached", "detach",
            "apply", "parse_device", "from_host"]

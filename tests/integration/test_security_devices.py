@@ -110,3 +110,19 @@ def test_an_added_read_only_rule(group, kmsg):
                                                      "access": "r"}])
     got = in_group(group, kmsg)
     assert got["kmsg"] == "ok" and got["null"] == "ok"
+
+
+@pytest.mark.parametrize("group", _backends(), indirect=True)
+def test_applying_again_replaces_the_rules(group, kmsg):
+    devices.apply(group, devices.default_rules())
+    devices.apply(group, devices.default_rules() + [{"allow": True, "type": "c", "major": 1, "minor": 11,
+                                                     "access": "rwm"}])
+    assert in_group(group, kmsg)["kmsg"] == "ok"
+    devices.apply(group, devices.default_rules())
+    assert in_group(group, kmsg)["kmsg"] == "EPERM"
+    if group.backend.version == 2:
+        fd = os.open(group.dirs()["unified"], os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert len(devices.attached(fd)) == 1
+        finally:
+            os.close(fd)
