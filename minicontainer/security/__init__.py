@@ -103,6 +103,7 @@ def prepare(sec: ProcessSecurity) -> Prepared:
     one line, on bad input; the seccomp program comes from the per-profile cache when it can."""
     from . import capabilities as caps_mod
     from . import seccomp as sc
+    from .. import syscalls  # noqa: F401 — imported here so that apply() in the child imports nothing
     if not isinstance(sec, ProcessSecurity):
         raise SecurityError(f"{sec!r}: not a ProcessSecurity", hint="build one with ProcessSecurity(...)")
     uid, gid = _id(sec.uid, "uid"), _id(sec.gid, "gid")
