@@ -27,7 +27,7 @@ from ._error import SecurityError
 from .capabilities import default_capabilities
 
 __all__ = ["ProcessSecurity", "Prepared", "prepare", "apply", "default_capabilities", "default_seccomp",
-           "SecurityError"]
+           "SecurityError", "to_dict", "from_dict"]
 
 
 @record
@@ -59,6 +59,26 @@ class Prepared:
     oom_score_adj: int | None = None
     set_ids: bool = True
     summary: dict = factory(dict)   # what `inspect` may show
+
+
+def to_dict(p: Prepared) -> dict:
+    """A :class:`Prepared` as JSON-able data (the program base64), for a process that receives its
+    set-up as JSON — the engine's parked container gets it with the request, before pivot_root."""
+    import base64
+    d = {k: getattr(p, k) for k in ("uid", "gid", "groups", "umask", "caps", "no_new_privileges",
+                                     "seccomp_flags", "rlimits", "oom_score_adj", "set_ids", "summary")}
+    d["seccomp_program"] = None if p.seccomp_program is None else base64.b64encode(p.seccomp_program).decode()
+    return d
+
+
+def from_dict(d: dict) -> Prepared:
+    """The inverse of :func:`to_dict` (trusted input: it comes from our own runtime)."""
+    import base64
+    prog = d.get("seccomp_program")
+    return Prepared(d["uid"], d["gid"], tuple(d["groups"]), d["umask"], d["caps"], d["no_new_privileges"],
+                    None if prog is None else base64.b64decode(prog), tuple(d["seccomp_flags"]),
+                    tuple(tuple(r) for r in d["rlimits"]), d["oom_score_adj"], d["set_ids"],
+                    summary=d.get("summary") or {})
 
 
 def default_seccomp(capabilities: dict | None = None, arch: str | None = None) -> dict:
