@@ -18,6 +18,16 @@ Two steps, split where the start path needs them (the contract in SECURITY_API.m
 
 ``prepare`` validates (one-line :class:`SecurityError`) and does all the slow work — names to
 numbers, the seccomp profile compiled to BPF (cached) — so ``apply`` is a handful of system calls.
+
+Where a runtime calls what (runc's places):
+
+1. before forking the container: ``prepare(...)`` (it also imports what ``apply`` needs: after
+   pivot_root the package's files are out of reach);
+2. right after creating the container's cgroup, before any process joins it:
+   ``devices.apply(cgroup, rules)`` (again when the rules change: the old ones are replaced);
+3. in the container's process, after pivot_root, mounts, hostname and cwd, as the very last step
+   before execve: ``apply(prepared)`` — nothing after it but execve (and calls in Docker's
+   allowlist: close, write to a pipe, rt_sigaction).
 """
 
 from __future__ import annotations
