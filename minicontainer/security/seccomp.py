@@ -167,6 +167,9 @@ def validate(seccomp: dict) -> None:
     """Check an OCI ``linux.seccomp`` object; SecurityError (one line) on the first problem."""
     if not isinstance(seccomp, dict):
         raise SecurityError("seccomp: not an object", hint='expected {"defaultAction": ..., "syscalls": [...]}')
+    if "archMap" in seccomp:
+        raise SecurityError("seccomp: archMap in an OCI profile (Docker's format)",
+                            hint="convert it first: security.seccomp.to_oci(profile) or from_option(path)")
     if seccomp.get("defaultAction") not in ACTIONS:
         raise SecurityError(f"seccomp: defaultAction {seccomp.get('defaultAction')!r}: unknown",
                             hint=f"one of {', '.join(ACTIONS)}")
@@ -185,6 +188,11 @@ def validate(seccomp: dict) -> None:
         where = f"seccomp: syscalls[{i}]"
         if not isinstance(rule, dict):
             raise SecurityError(f"{where}: not an object", hint='e.g. {"names": ["read"], "action": "SCMP_ACT_ALLOW"}')
+        docker = [k for k in ("includes", "excludes", "name") if k in rule]
+        if docker:
+            # applied as they stand, a rule meant only "with CAP_SYS_ADMIN" would hold for everyone
+            raise SecurityError(f"{where}: {docker[0]} in an OCI profile (Docker's format)",
+                                hint="convert it first: security.seccomp.to_oci(profile) or from_option(path)")
         names = rule.get("names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
             raise SecurityError(f"{where}: names {names!r}: not a list of syscall names", hint='e.g. ["read", "write"]')

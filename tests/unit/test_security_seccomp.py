@@ -80,6 +80,15 @@ def test_bad_profiles_give_one_line_errors(bad, words):
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_dockers_format_is_refused_where_oci_is_expected():
+    # its conditional rules would otherwise hold unconditionally (mount for everyone)
+    with pytest.raises(SecurityError, match="Docker's format"):
+        sc.compile(sc.docker_default(), cache=False)
+    with pytest.raises(SecurityError, match="includes"):
+        sc.validate({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]})
+
+
 def test_compile_gives_a_program_with_the_enosys_stub_first():
     prog = sc.compile(sc.default_seccomp(arch="x86_64") if sc.host_arch()[0] == "amd64"
                       else sc.default_seccomp(), cache=False)
