@@ -45,6 +45,7 @@ _MACHINE = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_
             "i686": ("386", "SCMP_ARCH_X86"), "armv7l": ("arm", "SCMP_ARCH_ARM")}
 
 _memory_cache: dict[str, bytes] = {}
+_FORMAT = 1     # bump when _compile or the stub change: cached programs of older code are not reused
 
 
 def host_arch() -> tuple[str, str]:
@@ -228,7 +229,7 @@ def key(seccomp: dict) -> str:
     except ImportError:
         from hashlib import blake2b
     # no sort_keys: the C encoder, ~10x faster; another key order is only a cache miss, never a wrong hit
-    blob = json.dumps(seccomp, separators=(",", ":")) + "|" + os.uname().machine
+    blob = json.dumps(seccomp, separators=(",", ":")) + f"|{os.uname().machine}|{_FORMAT}"
     return blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
