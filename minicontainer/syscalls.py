@@ -317,3 +317,101 @@ def inotify_events(data: bytes):
                                 for j in range(i, i + 16, 4))
         yield wd, mask, data[i + 16:i + 16 + n].rstrip(b"\0").decode(errors="surrogateescape")
         i += 16 + n
+
+
+# --- capabilities, seccomp, bpf (notebook 07) ---------------------------------------------------
+# Additive: minicontainer/security/ calls these; each raises KernelError with the kernel's errno.
+
+PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
+PR_CAPBSET_READ = 23
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+_machine = os.uname().machine
+_SYS_seccomp = {"x86_64": 317, "aarch64": 277}.get(_machine)
+_SYS_bpf = {"x86_64": 321, "aarch64": 280}.get(_machine)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2), version 3: ``(effective, permitted, inheritable)`` of ``pid`` (0: the caller), each
+    a 64-bit mask (bit N = capability N; /proc/PID/status shows the same as CapEff/CapPrm/CapInh)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    if _libc.capget(ctypes.byref(hdr), data) != 0:
+        raise _fail("capget", f"pid {pid}", KernelError, {})
+    return tuple(getattr(data[0], f) | (getattr(data[1], f) << 32)
+                 for f in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2), version 3 (two 32-bit words per set), for the calling thread.
+
+    Preconditions: effective ⊆ permitted; permitted can only shrink; inheritable may only gain
+    capabilities that are in the bounding set and (without CAP_SETPCAP) in permitted."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    if _libc.capset(ctypes.byref(hdr), data) != 0:
+        raise _fail("capset", f"effective={effective:016x} permitted={permitted:016x}", KernelError, {
+            errno.EPERM: "a capability outside permitted (or inheritable outside the bounding set)"})
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """Install a classic-BPF seccomp filter (``program``: packed ``struct sock_filter`` entries, 8
+    bytes each) on the calling thread: seccomp(SECCOMP_SET_MODE_FILTER), or prctl(PR_SET_SECCOMP) on
+    an architecture whose syscall number we do not know.
+
+    Preconditions: no_new_privs set, or CAP_SYS_ADMIN in the caller's user namespace (EACCES else);
+    at most 4096 instructions (EINVAL). Filters stack: each one installed later is also evaluated."""
+    n = len(program) // 8
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(n, ctypes.cast(buf, ctypes.c_void_p))
+    if _SYS_seccomp is not None:
+        r = _libc.syscall(_SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), ctypes.byref(prog))
+    else:
+        r = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)
+    if r != 0:
+        raise _fail("seccomp(SECCOMP_SET_MODE_FILTER)", f"{n} instructions", KernelError, {
+            errno.EACCES: "loading a filter needs no_new_privs or CAP_SYS_ADMIN",
+            errno.EINVAL: "a malformed program (or more than 4096 instructions)",
+        })
+
+
+def bpf(cmd: int, attr: bytearray, what: str = "") -> int:
+    """bpf(2): ``attr`` is the ``union bpf_attr`` for ``cmd`` as bytes (zero-padded; the kernel checks
+    that bytes it does not know are zero). Returns the kernel's result (an fd for BPF_PROG_LOAD).
+
+    Preconditions: CAP_BPF (or CAP_SYS_ADMIN); for cgroup programs also CAP_NET_ADMIN/CAP_SYS_ADMIN."""
+    if _SYS_bpf is None:
+        raise KernelError("bpf", what or None, errno.ENOSYS, hint=f"bpf(2) number unknown on {_machine}")
+    buf = ctypes.create_string_buffer(bytes(attr), len(attr))
+    r = _libc.syscall(_SYS_bpf, ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr)))
+    if r < 0:
+        raise _fail(f"bpf(cmd {cmd})", what or None, KernelError, {
+            errno.EPERM: "needs CAP_BPF/CAP_SYS_ADMIN (and is the call blocked by a seccomp filter?)",
+            errno.EINVAL: "an attribute the kernel does not accept (program type, attach type, flags)",
+            errno.EACCES: "the verifier rejected the program",
+        })
+    attr[:] = buf.raw[:len(attr)]
+    return r

@@ -20,8 +20,9 @@ from pathlib import Path
 
 __all__ = ["Layout", "detect_layout", "V1_CONTROLLERS"]
 
-# the v1 controllers we use, each in its own hierarchy (or co-mounted with others)
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio")
+# the v1 controllers we use, each in its own hierarchy (or co-mounted with others); devices: the
+# device rules of notebook 07 (security/devices.py)
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio", "devices")
 
 
 def _unescape(path: str) -> str:
