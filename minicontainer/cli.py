@@ -131,6 +131,9 @@ def _verbs(sub, only=None):
                    help="exit after this long without a command (0: never)")
     v.add_argument("--stop", action="store_true", help="stop the running server")
     v.add_argument("--status", action="store_true", help="is a server running, and how many commands has it run")
+    if only in (None, "network"):
+        from .network.commands import add_parsers   # the `network` verbs live with the networks
+        add_parsers(sub)
 
 
 def _config(a):

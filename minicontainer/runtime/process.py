@@ -174,7 +174,7 @@ def _start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bo
         pid, cg = child.pid, child.cg
         etc = {"/etc/hostname": (cfg.hostname or rec["id"][:12]) + "\n"}
         net = None
-        if cfg.network == "bridge":
+        if cfg.network not in ("host", "none") and peer is None:   # bridge or a user-defined network
             from .. import network
             stack.callback(_detach, network, rec["id"])
             net = _attach(network, rec, cfg, pid)
@@ -236,7 +236,7 @@ def _free(cg, network_mode: str, cid: str) -> None:
     """Once the container's processes are gone: its cgroup, and its place on the bridge."""
     if cg is not None:
         _cleanup_cgroup(cg, ended=True)
-    if network_mode == "bridge":
+    if network_mode not in ("host", "none") and not network_mode.startswith("container:"):
         from .. import network
         _detach(network, cid)
 
@@ -480,7 +480,7 @@ def _attach(network, rec, cfg, pid):
     try:
         with _net_lock():
             net = network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
-                                 ports=[network.parse_publish(p) for p in cfg.ports])
+                                 ports=[network.parse_publish(p) for p in cfg.ports], mode=cfg.network)
             network.refresh_hosts(_bridge_containers(rec["id"]))
             return net
     except MiniContainerError:
