@@ -86,7 +86,7 @@ class Host:
 
     def clean(self) -> list[str]:
         """Remove every container and network of this host's engine; returns what is left."""
-        ids = self.mc("ps", "-a", "-q").stdout.split()
+        ids = [ln.split()[0] for ln in self.mc("ps", "-a").stdout.splitlines()[1:] if ln.strip()]
         if ids:
             self.mc("rm", "-f", *ids)
         nets = self.mc("network", "ls", "-q").stdout.split()

@@ -65,10 +65,12 @@ def response(qid: int, flags: int, question: bytes, addrs: list[str], rcode: int
     return head + question + ans
 
 
-def answers(data: bytes) -> list[str]:
-    """The A records of a response (for relaying a peer's answer)."""
+def answers(data: bytes) -> list[str] | None:
+    """The A records of a response (for relaying a peer's answer); None for an error (NXDOMAIN)."""
     _, flags, _, an = struct.unpack("!HHHH", data[:8])
-    if flags & 0x000F or not an:
+    if flags & 0x000F:
+        return None
+    if not an:
         return []
     _, _, _, _, q = parse_query(data[:2] + b"\x00\x00" + data[4:])
     i, out = 12 + len(q), []
@@ -107,7 +109,9 @@ class Responder:
                 found.append(p.name)
         return sorted(found)
 
-    def ask_peers(self, data: bytes) -> list[str]:
+    def ask_peers(self, data: bytes) -> list[str] | None:
+        """The first peer's answer that knows the name (an empty list: it does, but has no record
+        of the type asked, e.g. AAAA); None when no peer knows it."""
         q = data[:2] + struct.pack("!H", struct.unpack("!H", data[2:4])[0] & ~0x0100) + data[4:]
         for gw in self.others:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -117,9 +121,9 @@ class Responder:
                     got = answers(s.recv(512))
                 except (OSError, ValueError, struct.error, IndexError):
                     continue
-                if got:
+                if got is not None:
                     return got
-        return []
+        return None
 
     def handle(self, data: bytes) -> bytes | None:
         try:
@@ -129,6 +133,9 @@ class Responder:
         addrs = self.local(name)
         if not addrs and flags & 0x0100 and self.others and qtype in (1, 28, 255):
             addrs = self.ask_peers(data[:12] + question)
+            if addrs is not None:
+                return response(qid, flags, question, addrs if qtype in (1, 255) else [])
+            addrs = []
         if not addrs:
             return response(qid, flags, question, [], 3)          # NXDOMAIN
         return response(qid, flags, question, addrs if qtype in (1, 255) else [])

@@ -73,10 +73,9 @@ def local_address(peers: list[str]) -> str | None:
             except Exception:  # noqa: BLE001 — NetlinkError ENETUNREACH
                 raise ConfigError(f"peer {p} is not reachable from this host (no route)",
                                   hint="give the other hosts' underlay addresses") from None
-            attrs = dict(r[0]["attrs"])
-            if attrs.get("RTA_TYPE") == "local" or r[0]["type"] == 2:
+            if r[0]["type"] == 2:                   # RTN_LOCAL
                 raise ConfigError(f"peer {p} is an address of this host", hint="list the other hosts only")
-            src = src or attrs.get("RTA_PREFSRC")
+            src = src or r[0].get_attr("RTA_PREFSRC")
     return src
 
 

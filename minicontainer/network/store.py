@@ -239,7 +239,8 @@ def new_record(name: str, driver: str, subnet: str | None, gateway: str | None, 
         gw = parse_ip(gateway, "gateway") if gateway else next(net.hosts())
         if gw not in net or gw in (net.network_address, net.broadcast_address):
             raise ConfigError(f"gateway {gw} is not a host address of {net}", hint="pick one inside the subnet")
-        rec.update(gateway=str(gw), mtu=None)
+        from . import DEFAULT_MTU
+        rec.update(gateway=str(gw), mtu=DEFAULT_MTU)   # the default bridge's (see there why not 1500)
     else:
         if gateway:
             raise ConfigError("--gateway is not used by overlay networks",

@@ -24,7 +24,7 @@ def env(tmp_path):
     e = dict(os.environ, MINICONTAINER_STATE_ROOT=str(tmp_path / "state"),
              MINICONTAINER_DATA_ROOT=str(tmp_path / "data"), MINICONTAINER_NO_SERVER="1")
     yield e
-    ids = mc(e, "ps", "-a", "-q").stdout.split()
+    ids = [ln.split()[0] for ln in mc(e, "ps", "-a").stdout.splitlines()[1:] if ln.strip()]
     if ids:
         mc(e, "rm", "-f", *ids)
     nets = mc(e, "network", "ls", "-q").stdout.split()
