@@ -190,10 +190,15 @@ def leftovers(rec: dict) -> list[str]:
         for name in (rec.get("vxlan"), rec["bridge"]):
             if name and ipr.link_lookup(ifname=name):
                 out.append(f"link {name}")
-        for peer in rec.get("peers", []):
+        if rec.get("peers"):
+            # entries toward the peers for this network's MACs (other overlays to the same peers
+            # have other subnets, so other MACs; the all-zero entry lives on the vxlan device only)
+            macs = {store.mac_of(str(a)) for a in ipaddress.IPv4Network(rec["subnet"])}
+            vx = ipr.link_lookup(ifname=rec["vxlan"])
             for e in ipr.fdb("dump"):
-                if e.get_attr("NDA_DST") == peer and e.get_attr("NDA_LLADDR", "").startswith(("00:00:00", "02:42")):
-                    out.append(f"fdb {e.get_attr('NDA_LLADDR')} dst {peer}")
+                mac = e.get_attr("NDA_LLADDR")
+                if e.get_attr("NDA_DST") in rec["peers"] and (mac in macs or (vx and e["ifindex"] == vx[0])):
+                    out.append(f"fdb {mac} dst {e.get_attr('NDA_DST')}")
     if rec["nft"] in nft_tables():
         out.append(f"nft table {rec['nft']}")
     return out
