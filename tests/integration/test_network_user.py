@@ -125,3 +125,22 @@ def test_bad_create_is_one_line_and_leaves_nothing(env, args, says):
 def test_run_on_an_unknown_network_is_refused(env):
     p = mc(env, "run", "--rm", "--network", "nosuchnet", "busybox", "true")
     assert p.returncode == 125 and "unknown network mode 'nosuchnet'" in p.stderr
+
+
+def test_gc_restarts_a_dead_responder_and_drops_stale_leases(env):
+    ok(mc(env, "network", "create", "--subnet", "10.231.47.0/24", "mcte"))
+    ok(mc(env, "run", "-d", "--name", "db", "--network", "mcte", "busybox", "sleep", "60"))
+    [pid] = responders(env)
+    os.kill(pid, 9)
+    assert "not found" in mc(env, "run", "--rm", "--network", "mcte", "busybox", "sh", "-c",
+                             "nslookup -timeout=1 db >/dev/null 2>&1 || echo not found").stdout
+    leases = Path(env["MINICONTAINER_STATE_ROOT"], "network", "nets", "mcte", "leases")
+    (leases / "10.231.47.200").write_text(json.dumps({"cid": "f" * 64, "name": "ghost"}))
+    out = ok(mc(env, "gc"))
+    assert "dead dns responder of mcte (restarted)" in out and "lease 10.231.47.200 on mcte" in out
+    assert len(responders(env)) == 1
+    out = ok(mc(env, "run", "--rm", "--network", "mcte", "busybox", "sh", "-c", "nslookup db | tail -n +4"))
+    assert "Address: 10.231.47.2" in out
+    ok(mc(env, "rm", "-f", "db"))
+    ok(mc(env, "network", "rm", "mcte"))
+    assert responders(env) == []

@@ -114,3 +114,13 @@ def test_dns_answers_from_the_lease_files(root):
     assert struct.unpack("!H", nx[2:4])[0] & 0xF == 3
     assert r.handle(b"\x00\x01") is None
     assert socket.inet_aton("10.231.40.2") in out
+
+
+def test_network_verbs_parse():
+    from minicontainer.cli import parser_for
+    a = parser_for(None).parse_args(["network", "create", "--driver", "overlay", "--subnet", "10.231.60.0/24",
+                                     "--peer", "192.168.56.12", "--peer", "192.168.56.13", "--vni", "5000", "ov"])
+    assert (a.driver, a.peer, a.vni, a.name) == ("overlay", ["192.168.56.12", "192.168.56.13"], 5000, "ov")
+    assert a.func.__name__ == "_create"
+    assert parser_for(None).parse_args(["network", "rm", "a", "b"]).name == ["a", "b"]
+    assert parser_for("network").parse_args(["network", "ls", "-q"]).quiet
