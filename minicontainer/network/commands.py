@@ -32,6 +32,12 @@ def add_parsers(sub) -> None:
     v = ns.add_parser("rm", help="remove networks (refused while containers are attached)")
     v.add_argument("name", nargs="+")
     v.set_defaults(func=_rm)
+    for verb, f, h in (("connect", _connect, "plug a running container into a network (one more ethN)"),
+                       ("disconnect", _disconnect, "unplug a container from a network")):
+        v = ns.add_parser(verb, help=h)
+        v.add_argument("network")
+        v.add_argument("container")
+        v.set_defaults(func=f)
 
 
 def _vni(text: str):
@@ -87,4 +93,16 @@ def _rm(a) -> int:
         if left:
             raise NetworkError(f"network rm {name}: left behind: {', '.join(left)}")
         print(name)
+    return 0
+
+
+def _connect(a) -> int:
+    from . import nets
+    print(nets.connect(a.network, a.container))
+    return 0
+
+
+def _disconnect(a) -> int:
+    from . import nets
+    nets.disconnect(a.network, a.container)
     return 0

@@ -206,13 +206,15 @@ def leftovers(rec: dict) -> list[str]:
 
 # --- containers -----------------------------------------------------------------------------
 
-def attach(rec: dict, cid: str, pid: int, ip: str) -> tuple[str, str]:
+def attach(rec: dict, cid: str, pid: int, ip: str, *, extra: bool = False) -> tuple[str, str]:
     """Plug the network namespace of ``pid`` into the network's bridge with a veth pair whose
-    container end becomes ``eth0`` with the address-derived MAC; returns (host veth, "eth0")."""
+    container end becomes ``eth0`` with the address-derived MAC; returns (host veth, "eth0").
+    ``extra`` (``network connect``): the next free ``ethN``, and no default route (it has one)."""
     from pyroute2 import NetNS
 
     plen = ipaddress.IPv4Network(rec["subnet"]).prefixlen
-    host_if, peer_if = store.veth_names(cid)
+    host_if, peer_if = store.veth_names(cid, rec["id"] if extra else None)
+    eth = "eth0"
     mtu = rec.get("mtu")
     try:
         with _ipr() as ipr:
@@ -231,16 +233,20 @@ def attach(rec: dict, cid: str, pid: int, ip: str) -> tuple[str, str]:
         with NetNS(f"/proc/{pid}/ns/net") as ns:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
             idx = ns.link_lookup(ifname=peer_if)[0]
-            ns.link("set", index=idx, ifname="eth0", address=store.mac_of(ip))
+            if extra:
+                have = {l.get_attr("IFLA_IFNAME") for l in ns.get_links()}
+                eth = next(f"eth{i}" for i in range(1, 100) if f"eth{i}" not in have)
+            ns.link("set", index=idx, ifname=eth, address=store.mac_of(ip))
             ns.addr("add", index=idx, address=ip, prefixlen=plen)
             ns.link("set", index=idx, state="up")
-            ns.route("add", dst="0.0.0.0/0", gateway=rec["gateway"])
+            if not extra:
+                ns.route("add", dst="0.0.0.0/0", gateway=rec["gateway"])
     except NotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001
-        detach(cid)
+        detach_name(host_if)
         raise _nl("network attach", f"{rec['name']} ({host_if})", exc) from None
-    return host_if, "eth0"
+    return host_if, eth
 
 
 def detach(cid: str) -> None:

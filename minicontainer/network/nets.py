@@ -44,7 +44,7 @@ def _stale(rec: dict) -> None:
     """Drop leases whose container's veth is gone (a crashed run), so they do not block rm."""
     have = links._links()
     for ip, info in store.leases(rec["name"]).items():
-        if store.veth_names(info.get("cid", ""))[0] not in have:
+        if store.lease_veth(info) not in have:
             store.release(rec["name"], info.get("cid", ""))
 
 
@@ -103,9 +103,57 @@ def detach(cid: str) -> list[str]:
     """Unplug ``cid`` from every user-defined network it is on. Idempotent."""
     held = store.network_of(cid)
     links.detach(cid)
-    for rec, _ in held:
+    for rec, ip in held:
+        links.detach_name(store.lease_veth(store.leases(rec["name"]).get(ip, {"cid": cid})))
         store.release(rec["name"], cid)
     return [rec["name"] for rec, _ in held]
+
+
+def _running(ref: str) -> dict:
+    from ..errors import ConflictError as _Conflict
+    from ..runtime import state
+    c = state.find(ref)
+    if c.get("status") not in ("running", "paused") or not state.alive(c.get("pid"), c.get("start_time")):
+        raise _Conflict(f"container {c['name']} is not running", hint="start it first")
+    if (c.get("config") or {}).get("network") in ("host", "none") or \
+            str((c.get("config") or {}).get("network")).startswith("container:"):
+        raise _Conflict(f"container {c['name']} has no network namespace of its own to plug into",
+                        hint="only containers on bridge or user-defined networks can be connected")
+    return c
+
+
+def connect(net: str, ref: str) -> str:
+    """``network connect NET CONTAINER``: one more interface (ethN) in a running container, on
+    ``net``, found by name on that network's DNS. Returns the address. (Its resolv.conf keeps
+    the first network's responder, which answers for that network only.)"""
+    c = _running(ref)
+    with store.locked():
+        rec = store.load(net)
+        _stale(rec)
+        if any(i.get("cid") == c["id"] for i in store.leases(net).values()):
+            raise ConflictError(f"container {c['name']} is already on network {net!r}")
+        veth = store.veth_names(c["id"], rec["id"])[0]
+        ip = store.lease(rec, c["id"], c["name"], None, veth)
+    try:
+        links.attach(rec, c["id"], c["pid"], ip, extra=True)
+    except BaseException:
+        store.release(net, c["id"])
+        raise
+    return ip
+
+
+def disconnect(net: str, ref: str) -> None:
+    from ..errors import NotFoundError
+    from ..runtime import state
+    c = state.find(ref)
+    with store.locked():
+        store.load(net)
+        held = {ip: i for ip, i in store.leases(net).items() if i.get("cid") == c["id"]}
+        if not held:
+            raise NotFoundError(f"container {c['name']} is not on network {net!r}")
+        for ip, info in held.items():
+            links.detach_name(store.lease_veth(info))
+        store.release(net, c["id"])
 
 
 def gc() -> list[str]:
@@ -121,7 +169,7 @@ def gc() -> list[str]:
             before = set(store.leases(rec["name"]))
             _stale(rec)
             removed += [f"lease {ip} on {rec['name']}" for ip in before - set(store.leases(rec["name"]))]
-        live = {store.veth_names(i.get("cid", ""))[0] for r in recs for i in store.leases(r["name"]).values()}
+        live = {store.lease_veth(i) for r in recs for i in store.leases(r["name"]).values()}
         for n in sorted(links.our_veths() - live):
             links.detach_name(n)
             removed.append(f"veth {n}")

@@ -117,9 +117,17 @@ def link_names(net_id: str) -> dict:
             "nft": f"minicontainer_net_{net_id[:8]}"}
 
 
-def veth_names(cid: str) -> tuple[str, str]:
-    """Host and container ends of a container's veth on a user-defined network."""
+def veth_names(cid: str, net_id: str | None = None) -> tuple[str, str]:
+    """Host and container ends of a container's veth on a user-defined network: the one it was
+    started on (``net_id`` None), or one it was connected to later (``network connect``)."""
+    if net_id:
+        return f"mcu{cid[:6]}{net_id[:4]}", f"mcq{cid[:6]}{net_id[:4]}"
     return f"mcu{cid[:10]}", f"mcq{cid[:10]}"
+
+
+def lease_veth(info: dict) -> str:
+    """The host end of the veth a lease belongs to (recorded since `network connect`)."""
+    return info.get("veth") or veth_names(info.get("cid", ""))[0]
 
 
 def mac_of(ip: str) -> str:
@@ -295,7 +303,7 @@ def leases(name: str) -> dict[str, dict]:
     return out
 
 
-def lease(rec: dict, cid: str, cname: str, hostname: str | None) -> str:
+def lease(rec: dict, cid: str, cname: str, hostname: str | None, veth: str | None = None) -> str:
     """Lease a free address of this host's slot for ``cid`` (call under ``locked()``)."""
     _, _, addrs = plan(rec)[rec["host_index"]]
     taken = leases(rec["name"])
@@ -306,7 +314,8 @@ def lease(rec: dict, cid: str, cname: str, hostname: str | None) -> str:
     for ip in addrs:
         if ip not in taken:
             _write(path(rec["name"]) / "leases" / ip,
-                   json.dumps({"cid": cid, "name": cname, "hostname": hostname}))
+                   json.dumps({"cid": cid, "name": cname, "hostname": hostname,
+                               "veth": veth or veth_names(cid)[0]}))
             return ip
     raise ConflictError(f"network {rec['name']!r} has no free address on this host ({len(addrs)} leased)",
                         hint="remove containers from it, or use a larger subnet")

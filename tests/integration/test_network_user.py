@@ -144,3 +144,22 @@ def test_gc_restarts_a_dead_responder_and_drops_stale_leases(env):
     ok(mc(env, "rm", "-f", "db"))
     ok(mc(env, "network", "rm", "mcte"))
     assert responders(env) == []
+
+
+def test_connect_and_disconnect_a_running_container(env):
+    ok(mc(env, "network", "create", "--subnet", "10.231.48.0/24", "mctf"))
+    ok(mc(env, "network", "create", "--subnet", "10.231.49.0/24", "mctg"))
+    ok(mc(env, "run", "-d", "--name", "multi", "--network", "mctf", "busybox", "sleep", "60"))
+    probe = "ping -c1 -W2 multi >/dev/null 2>&1 && echo reached || echo no"
+    assert ok(mc(env, "run", "--rm", "--network", "mctg", "busybox", "sh", "-c", probe)) == "no\n"
+    assert ok(mc(env, "network", "connect", "mctg", "multi")) == "10.231.49.2\n"
+    p = mc(env, "network", "connect", "mctg", "multi")
+    assert p.returncode == 125 and "already on network 'mctg'" in p.stderr
+    assert ok(mc(env, "exec", "multi", "cat", "/sys/class/net/eth1/address")) == "02:42:0a:e7:31:02\n"
+    assert ok(mc(env, "run", "--rm", "--network", "mctg", "busybox", "sh", "-c", probe)) == "reached\n"
+    ok(mc(env, "network", "disconnect", "mctg", "multi"))
+    assert ok(mc(env, "run", "--rm", "--network", "mctg", "busybox", "sh", "-c", probe)) == "no\n"
+    assert mc(env, "exec", "multi", "cat", "/sys/class/net/eth1/address").returncode != 0
+    ok(mc(env, "network", "connect", "mctg", "multi"))
+    ok(mc(env, "rm", "-f", "multi"))                # its leases on both networks go with it
+    ok(mc(env, "network", "rm", "mctf", "mctg"))
