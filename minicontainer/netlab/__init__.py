@@ -117,7 +117,10 @@ class Lab:
         try:
             for i in range(n):
                 self.hosts.append(Host(f"host{i}", self.dir / f"host{i}", str(addrs[i]), net.prefixlen))
-            self._underlay()
+            # in a worker thread: pyroute2's sync API fails inside Jupyter's running event loop
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(self._underlay).result()
         except BaseException:
             self.close()
             raise
