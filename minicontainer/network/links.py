@@ -142,7 +142,7 @@ def create(rec: dict) -> None:
     """Make the network's links and rules; on failure undo all of it."""
     plen = ipaddress.IPv4Network(rec["subnet"]).prefixlen
     with ExitStack() as undo, _ipr() as ipr:
-        undo.callback(remove_links, rec)
+        undo.callback(remove_links, rec, False)   # ip_forward: only _nft_up (the last step) sets it
         try:
             kw = {"mtu": rec["mtu"]} if rec.get("mtu") else {}
             ipr.link("add", ifname=rec["bridge"], kind="bridge", **kw)
