@@ -176,9 +176,8 @@ def remove_links(rec: dict, last: bool = True) -> None:
     nft table. Idempotent."""
     with _ipr() as ipr:
         for name in (rec.get("vxlan"), rec["bridge"]):
-            idx = ipr.link_lookup(ifname=name) if name else []
-            if idx:
-                ipr.link("del", index=idx[0])
+            if name:
+                _del(ipr, name)
     _nft_down(rec, last)
 
 
@@ -249,12 +248,22 @@ def attach(rec: dict, cid: str, pid: int, ip: str, *, extra: bool = False) -> tu
     return host_if, eth
 
 
+def _del(ipr, name: str) -> None:
+    """Delete a link if it exists. A container's veth may vanish between lookup and delete: when
+    its namespace dies the kernel removes the pair by itself, asynchronously (ENODEV then)."""
+    idx = ipr.link_lookup(ifname=name)
+    if idx:
+        try:
+            ipr.link("del", index=idx[0])
+        except Exception as exc:  # noqa: BLE001 — NetlinkError
+            if getattr(exc, "code", None) != 19:
+                raise
+
+
 def detach(cid: str) -> None:
     """Delete the host end of the container's veth (the kernel drops the other end). Idempotent."""
     with _ipr() as ipr:
-        idx = ipr.link_lookup(ifname=store.veth_names(cid)[0])
-        if idx:
-            ipr.link("del", index=idx[0])
+        _del(ipr, store.veth_names(cid)[0])
 
 
 def link_exists(name: str) -> bool:
@@ -272,6 +281,4 @@ def our_veths() -> set[str]:
 
 def detach_name(name: str) -> None:
     with _ipr() as ipr:
-        idx = ipr.link_lookup(ifname=name)
-        if idx:
-            ipr.link("del", index=idx[0])
+        _del(ipr, name)
