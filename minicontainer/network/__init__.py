@@ -466,10 +466,9 @@ def detach_bridge(cid: str, *, bridge: str = DEFAULT_BRIDGE) -> None:
 
     host_if, _ = _veth_names(cid)
     _unpublish(cid, bridge)
+    from .links import _del
     with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=host_if)
-        if idx:
-            ipr.link("del", index=idx[0])
+        _del(ipr, host_if)        # (gone meanwhile with its namespace: fine)
         release(cid)
         br = ipr.link_lookup(ifname=bridge)
         if br and not [l for l in ipr.get_links() if l.get("master") == br[0]] and not leases():
