@@ -254,6 +254,36 @@ def _logout(a):
     return commands.logout(a)
 
 
+def _network_create(a):
+    from .network import commands
+    return commands._create(a)
+
+
+def _network_ls(a):
+    from .network import commands
+    return commands._ls(a)
+
+
+def _network_inspect(a):
+    from .network import commands
+    return commands._inspect(a)
+
+
+def _network_rm(a):
+    from .network import commands
+    return commands._rm(a)
+
+
+def _network_connect(a):
+    from .network import commands
+    return commands._connect(a)
+
+
+def _network_disconnect(a):
+    from .network import commands
+    return commands._disconnect(a)
+
+
 def _gc(a):
     from . import server
     from .runtime.garbage import gc

@@ -42,7 +42,7 @@ RUN_OPTIONS = (
     (("--memory",), {"metavar": "SIZE", "help": "e.g. 64m"}),
     (("--cpus",), {"metavar": "N", "help": "e.g. 0.5"}),
     (("--pids-limit",), {"metavar": "N"}),
-    (("--network",), {"default": "bridge", "help": "bridge|host|none|container:NAME"}),
+    (("--network",), {"default": "bridge", "help": "bridge|host|none|container:NAME|a network's NAME"}),
     (("-p", "--publish"), {"action": "append", "default": [], "metavar": "[IP:]HOST:CTR[/tcp|udp]"}),
     (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]"}),
     (("--read-only",), _T),
@@ -106,6 +106,28 @@ VERBS = (
      ((("-f", "--force"), _T), (("image",), {"nargs": "+"}))),
     ("commit", "a container's changes as a new image", True, ((("container",), {}), (("name",), {}))),
     ("gc", "remove what crashed runs left behind", True, ()),
+    # run in the command's own process, never by `serve`: `network create` starts the network's
+    # DNS responder, a daemon that must not be a child of a server's worker
+    ("network create", "create a bridge or overlay network", False, (
+        (("-d", "--driver"), {"default": "bridge", "help": "bridge (default) or overlay"}),
+        (("--subnet",), {"metavar": "CIDR"}),
+        (("--gateway",), {"metavar": "IP", "help": "bridge only (default: the subnet's first address)"}),
+        (("--peer",), {"action": "append", "default": [], "metavar": "IP",
+                       "help": "overlay: another host's underlay address (repeatable)"}),
+        (("--peers-file",), {"metavar": "FILE", "help": "overlay: peers, one address a line"}),
+        (("--local",), {"metavar": "IP", "help": "overlay: this host's underlay address (default: the "
+                                                 "source address of the route to the first peer)"}),
+        (("--vni",), {"metavar": "N", "help": "overlay: VXLAN network id (default: lowest free from 4096)"}),
+        (("name",), {}))),
+    ("network ls", "list networks", False, (_QUIET,)),
+    ("network inspect", "a network's record, address plan and containers as JSON", False,
+     ((("name",), {"nargs": "+"}),)),
+    ("network rm", "remove networks (refused while containers are attached)", False,
+     ((("name",), {"nargs": "+"}),)),
+    ("network connect", "plug a running container into a network (one more ethN)", False,
+     ((("network",), {}), (("container",), {}))),
+    ("network disconnect", "unplug a container from a network", False,
+     ((("network",), {}), (("container",), {}))),
     ("serve", "keep the runtime loaded; commands forward themselves to it (fast starts)", False, (
         (("-d", "--detach"), {**_T, "help": "run in the background"}),
         (("--idle",), {"type": float, "default": 0, "metavar": "SECONDS",

@@ -189,4 +189,8 @@ print(f"cgroup v2 backend calls in the guest: {sum(v2.values())} (create={v2.get
       f"add={v2.get('add', 0)}, apply={v2.get('apply', 0)}); v1: {sum(calls['v1'].values())}")
 sys.exit(0 if v2.get("create", 0) and v2.get("add", 0) else 1)
 PY
+if [ "${MC_MULTI:-}" = 1 ]; then
+  step "multi-host: an overlay network between lab and node2"; bash "$ROOT/vagrant/multihost-test.sh" 2>&1 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" = 0 ] || fail "multi-host overlay"
+fi
 step "all checks passed"

@@ -70,7 +70,7 @@ def gc() -> list[str]:
             continue
         if teardown.release_cgroup_named(rec.get("cgroup")):
             removed.append(f"cgroup {rec['cgroup']}")
-        if (rec.get("config") or {}).get("network") == "bridge":
+        if teardown.has_own_network(rec):
             teardown.release_network(rec["id"])
             if rec.get("network"):
                 removed.append(f"network {rec['id'][:12]}")

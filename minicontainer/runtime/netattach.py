@@ -42,7 +42,7 @@ def attach(rec: dict, cfg, pid: int):
     try:
         with _net_lock():
             net = network.attach(rec["id"], pid, name=rec["name"], hostname=cfg.hostname or rec["id"][:12],
-                                 ports=[network.parse_publish(p) for p in cfg.ports])
+                                 ports=[network.parse_publish(p) for p in cfg.ports], mode=cfg.network)
             network.refresh_hosts(_bridge_containers(rec["id"]))
             return net
     except MiniContainerError:

@@ -81,13 +81,16 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
         pid, cg = child.pid, child.cg
         etc = {"/etc/hostname": (cfg.hostname or rec["id"][:12]) + "\n"}
         net = None
-        if cfg.network == "bridge":
+        if cfg.network not in ("host", "none") and peer is None:   # the bridge or a user network
             from . import netattach
             undo.callback(teardown.release_network, rec["id"])
             net = netattach.attach(rec, cfg, pid)
             etc["/etc/hosts"] = net.hosts_file()
-            from .. import resolvconf      # the host's servers, loopback ones replaced (Docker's rule)
-            etc["/etc/resolv.conf"] = resolvconf.for_container(cfg.dns, cfg.dns_search)
+            if cfg.network == "bridge":
+                from .. import resolvconf  # the host's servers, loopback ones replaced (Docker's rule)
+                etc["/etc/resolv.conf"] = resolvconf.for_container(cfg.dns, cfg.dns_search)
+            else:                          # a user network: its own DNS responder names its containers
+                etc["/etc/resolv.conf"] = net.resolv_conf()
         elif peer is not None:
             # container:NAME — the child joined the peer's network namespace (setns) instead of
             # making one: same interfaces, addresses, ports; and the peer's /etc/hosts view.

@@ -126,8 +126,15 @@ def release_running(rec: dict, *, cg=None, ended: bool = True) -> None:
         release_cgroup(cg, ended=ended)
     else:
         release_cgroup_named(rec.get("cgroup"), ended=ended)
-    if (rec.get("config") or {}).get("network") == "bridge":
+    if has_own_network(rec):
         release_network(rec["id"])
+
+
+def has_own_network(rec: dict) -> bool:
+    """Was the container plugged into a network of ours: the default bridge or a user-defined one
+    (not host, none, nor another container's namespace)?"""
+    mode = (rec.get("config") or {}).get("network") or "bridge"
+    return mode not in ("host", "none") and not mode.startswith("container:")
 
 
 def after_exit(rec: dict, code: int, *, cg=None, ended: bool = True, rm: bool | None = None) -> None:

@@ -98,7 +98,8 @@ def test_cli_verbs_need_root_in_one_line(verb, installed):
     argv = {"run": ["run", "busybox", "true"], "create": ["create", "busybox"],
             "exec": ["exec", "x", "true"], "import": ["import", "/dev/null", "x"],
             "build": ["build", "-t", "x", "."], "commit": ["commit", "x", "y"],
-            "tag": ["tag", "x", "y"], "save": ["save", "-o", "/dev/null", "x"]}.get(verb, [verb])
+            "tag": ["tag", "x", "y"], "save": ["save", "-o", "/dev/null", "x"],
+            "network": ["network", "ls"]}.get(verb, [verb])
     for positional in ("start", "logs", "stop", "kill", "pause", "unpause", "rm", "inspect", "rmi",
                        "pull", "push", "login", "logout"):
         if verb == positional:

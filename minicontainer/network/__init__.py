@@ -1,4 +1,7 @@
-"""Container networking: modes, published ports, address leases. Introduced in notebook 05.
+"""Container networking: modes, published ports, address leases. Introduced in notebook 05;
+user-defined bridge and overlay networks (``--network NAME``) in notebook 10: store.py (records,
+address plans), links.py (kernel side), dns.py (name resolution), nets.py (what the engine calls),
+commands.py (the ``network`` verbs).
 
 Modes: ``none`` (a new network namespace with only ``lo``), ``host`` (no network namespace of its
 own), ``bridge`` (veth pair into bridge ``mc0``, a leased address, NAT, published ports) and
@@ -22,38 +25,17 @@ import fcntl
 import ipaddress
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
-from .errors import ConfigError, ConflictError  # noqa: F401 (re-exported for callers)
+from .. import paths
+from ..errors import ConfigError, ConflictError  # noqa: F401 (re-exported for callers)
 
-#: Default subnet: avoids Docker's 172.17.0.0/16 and the usual VM NAT ranges
-#: (10.0.2.0/24 VirtualBox/QEMU user, 192.168.121.0/24 vagrant-libvirt, 192.168.122.0/24 libvirt)
-#: and podman's 10.88.0.0/16.
-DEFAULT_SUBNET = os.environ.get("MINICONTAINER_SUBNET", "10.209.0.0/24")
-DEFAULT_BRIDGE = os.environ.get("MINICONTAINER_BRIDGE", "mc0")
-#: MTU of the bridge and the veth pairs. Docker uses 1500; loopback uses 65536. With 1500, container →
-#: container TCP reached ~0.6× host loopback on this machine (iperf3, bench/net_throughput.py), with
-#: 65535 ~0.9×: fewer, larger segments through veth and bridge. Traffic leaving the host through NAT
-#: still works: the host answers oversized forwarded segments with ICMP "fragmentation needed" (it is
-#: itself the next hop, so nothing filters it) and the container's path MTU drops to the real link's.
-#: Set MINICONTAINER_MTU=1500 to behave exactly like docker's default bridge.
-DEFAULT_MTU = int(os.environ.get("MINICONTAINER_MTU", "65535"))
+from .defaults import DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_SUBNET  # noqa: F401 (their home)
+from .records import Attachment, PortMapping  # noqa: F401 (their home)
 
 _PUBLISH_RE = re.compile(
     r"^(?:(?P<hostip>\d{1,3}(?:\.\d{1,3}){3}):)?(?P<hostport>\d+):(?P<ctrport>\d+)(?:/(?P<proto>[a-z]+))?$")
-
-
-@dataclass(frozen=True)
-class PortMapping:
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = "0.0.0.0"
-
-    def __str__(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
 
 
 def _port(text: str, what: str, spec: str) -> int:
@@ -85,19 +67,27 @@ def parse_publish(spec: str) -> PortMapping:
 
 @dataclass(frozen=True)
 class Mode:
-    kind: str                    # "bridge" | "host" | "none" | "container"
-    container: str | None = None  # for container:NAME
+    kind: str                    # "bridge" | "host" | "none" | "container" | "network"
+    container: str | None = None  # for container:NAME; the network's name for "network"
 
 
 def parse_mode(spec: str) -> Mode:
-    """Parse ``--network``: ``bridge`` (default), ``host``, ``none`` or ``container:NAME``."""
+    """Parse ``--network``: ``bridge`` (default), ``host``, ``none``, ``container:NAME`` or the name
+    of a user-defined network (``network create``) of this engine."""
     spec = (spec or "bridge").strip()
     if spec in ("bridge", "host", "none"):
         return Mode(spec)
     if spec.startswith("container:") and spec[len("container:"):]:
         return Mode("container", spec[len("container:"):])
+    from . import store
+    try:
+        known = bool(store.NAME_RE.fullmatch(spec)) and store.exists(spec)
+    except OSError:
+        known = False
+    if known:
+        return Mode("network", spec)
     raise ConfigError(f"unknown network mode {spec!r}",
-                      hint="use bridge, host, none or container:NAME")
+                      hint="use bridge, host, none, container:NAME or a network of `minicontainer network ls`")
 
 
 # --- leases ---------------------------------------------------------------------------------
@@ -166,46 +156,6 @@ def leases_named() -> dict[str, str]:
 
 # --- the record ----------------------------------------------------------------------------
 
-@dataclass
-class Attachment:
-    cid: str
-    name: str
-    mode: str = "bridge"
-    ip: str | None = None
-    gateway: str | None = None
-    prefixlen: int | None = None
-    host_veth: str | None = None
-    peer_veth: str | None = None
-    ports: list = field(default_factory=list)
-    hostname: str | None = None
-    peers: dict = field(default_factory=dict)   # name -> ip of other containers on the bridge
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ports"] = [asdict(p) if isinstance(p, PortMapping) else p for p in self.ports]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Attachment":
-        d = dict(d)
-        d["ports"] = [PortMapping(**p) for p in d.get("ports", [])]
-        return cls(**d)
-
-    def hosts_file(self) -> str:
-        host = self.hostname or self.name
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        if self.ip:
-            lines.append(f"{self.ip}\t{host}" + (f" {self.name}" if self.name != host else ""))
-        else:
-            lines.append(f"127.0.1.1\t{host}")
-        lines += [f"{ip}\t{n}" for n, ip in sorted(self.peers.items()) if n != self.name]
-        return "\n".join(lines) + "\n"
-
-    def resolv_conf(self) -> str:
-        # No DNS server of ours: names of peers come from /etc/hosts; traffic never leaves the host.
-        return "# generated by minicontainer\noptions ndots:0\n"
-
-
 def refresh_hosts(records) -> list[str]:
     """Rewrite ``/etc/hosts`` of running bridge containers (``records``: the runtime's, each alive) so
     that each lists every container leased on the bridge now — a container started later is found by
@@ -257,12 +207,17 @@ def attach(cid: str, pid: int, *, name: str, ports=(), hostname=None, mode: str 
         return Attachment(cid, name, m.kind, hostname=hostname)
     if m.kind == "bridge":
         return attach_bridge(cid, pid, name=name, hostname=hostname, ports=ports)
+    if m.kind == "network":
+        from . import nets
+        return nets.attach(cid, pid, name=name, net=m.container, hostname=hostname)
     # container:NAME: nothing to plug in; the process joins the other container's namespace
     return Attachment(cid, name, f"container:{m.container}", hostname=hostname)
 
 
 def detach(cid: str) -> None:
     detach_bridge(cid)
+    from . import nets
+    nets.detach(cid)
 
 
 def gc(bridge: str = DEFAULT_BRIDGE) -> list[str]:
@@ -297,6 +252,8 @@ def gc(bridge: str = DEFAULT_BRIDGE) -> list[str]:
                 subprocess.run(["nft", "delete", "table", "ip", t], capture_output=True)
                 removed.append(f"nft table {t}")
         _nat_down(bridge)
+    from . import nets
+    removed += nets.gc()
     return removed
 
 
@@ -445,10 +402,9 @@ def detach_bridge(cid: str, *, bridge: str = DEFAULT_BRIDGE) -> None:
 
     host_if, _ = _veth_names(cid)
     _unpublish(cid, bridge)
+    from .links import _del
     with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=host_if)
-        if idx:
-            ipr.link("del", index=idx[0])
+        _del(ipr, host_if)        # (gone meanwhile with its namespace: fine)
         release(cid)
         br = ipr.link_lookup(ifname=bridge)
         if br and not [l for l in ipr.get_links() if l.get("master") == br[0]] and not leases():
