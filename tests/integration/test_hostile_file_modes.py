@@ -57,5 +57,5 @@ def test_nothing_the_runtime_writes_is_open_to_other_users(tmp_path):
     finally:
         drop_roots(env, base)
     assert len(records) == 2
-    assert not loose, f"records not 0600: {loose}"
-    assert not opened, "open to other users:\n  " + "\n  ".join(opened[:20])
+    assert not loose and not opened, (f"records not 0600: {loose}\nopen to other users:\n  "
+                                      + "\n  ".join(opened[:20]))
