@@ -50,11 +50,17 @@ def parse_volume(spec: str) -> Volume:
         raise ConfigError(f"bad volume mode {mode!r} in {spec!r}", hint="the mode is ro or rw")
     if not os.path.isabs(src) or not os.path.isabs(dst):
         raise ConfigError(f"bad volume {spec!r}", hint="both paths must be absolute")
-    if os.path.normpath(dst) == "/":
+    # normpath keeps a leading "//" (POSIX lets it mean something else): "//" would pass as not "/"
+    dst = "/" + os.path.normpath(dst).lstrip("/")
+    if dst == "/":
         raise ConfigError(f"bad volume {spec!r}", hint="cannot mount a volume over /")
+    if dst == "/proc" or dst.startswith("/proc/"):
+        # the runtime mounts a fresh /proc (and masks parts of it); a volume there would hide or undo that
+        raise ConfigError(f"bad volume {spec!r}: {dst} is the container's /proc",
+                          hint="mount the volume somewhere else, e.g. /mnt")
     if not os.path.exists(src):
         raise NotFoundError(f"volume source {src} does not exist", hint="create it on the host first")
-    return Volume(os.path.realpath(src), os.path.normpath(dst), mode == "ro")
+    return Volume(os.path.realpath(src), dst, mode == "ro")
 
 
 # --- symlink-safe path resolution ---------------------------------------------------------------

@@ -23,7 +23,9 @@ __all__ = ["Limits", "parse_memory", "parse_cpus", "parse_pids", "parse_cpuset",
            "shares_to_weight", "blkio_to_io_weight", "MIN_MEMORY", "CPU_PERIOD_US"]
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.I)
+# ASCII digits only: ``\d`` would take "٣" or "²"-like digits that docker refuses
+_MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.I)
+MAX_MEMORY = (1 << 63) - 1    # docker's: a size is an int64; also what the kernel files take
 _CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
 MIN_MEMORY = 6 << 20          # docker's minimum: below this the runtime itself cannot start
@@ -42,12 +44,22 @@ def parse_memory(value: str | int, *, what: str = "--memory", minimum: int = 1) 
         if not m:
             raise ConfigError(f"{what} {value!r}: not a size",
                               hint="use a number with an optional unit b, k, m or g, e.g. 64m")
-        n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        # Decimal, not float: 400 nines made float() infinite and int() raise OverflowError
+        from decimal import Decimal
+        n = int(Decimal(m.group(1)) * _UNITS[m.group(2).lower()])
+    if n > MAX_MEMORY:
+        raise ConfigError(f"{what} {_short(value)}: too large", hint=f"at most {MAX_MEMORY} bytes (8 EiB), as docker")
     if n < minimum:
         raise ConfigError(f"{what} {value!r}: too small ({n} bytes)",
                           hint="the minimum is 6m, as in docker" if minimum == MIN_MEMORY else
                           f"use at least {minimum} bytes")
     return n
+
+
+def _short(value) -> str:
+    """The user's value for a one-line message: a 400-digit size is cut, not printed whole."""
+    r = repr(value)
+    return r if len(r) <= 40 else r[:37] + "…'"
 
 
 def parse_cpus(value: str | float, *, what: str = "--cpus") -> float:

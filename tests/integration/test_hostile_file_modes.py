@@ -1,0 +1,61 @@
+"""File modes under the data and state roots (issue 17 item 2, Docker's CVE-2021-41091 fix): after a
+run with a secret in its environment, a detached run, a build and an import, nothing the runtime
+wrote may be readable or traversable by other host users — roots and their directories 0700/0710,
+records 0600. A path counts only if other users can reach it (every directory above it o+x): image
+files keep their own modes behind a closed directory."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.integration.hostile_helpers import (detached, docker_save, drop_roots, layer_tar, make_roots, mc,
+                                                tar_member)
+
+
+def open_to_others(top: Path) -> list[str]:
+    """Paths below (and including) ``top`` that a user other than owner and group can read or
+    traverse, reaching them through directories it may traverse."""
+    found = []
+
+    def visit(p: Path):
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return
+        if st.st_mode & 0o004 or (stat.S_ISDIR(st.st_mode) and st.st_mode & 0o001):
+            found.append(f"{oct(st.st_mode & 0o7777)} {p}")
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o001:
+            for c in sorted(p.iterdir()):
+                visit(c)
+    if top.exists():
+        visit(top)
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17 item 2: data/state roots and records are world-readable")
+def test_nothing_the_runtime_writes_is_open_to_other_users(tmp_path):
+    env, base = make_roots()
+    try:
+        mc(env, "run", "--name", "modes-secret", "--network", "none", "-e", "DB_PASSWORD=x", "busybox",
+           "true", check=0)
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "f").write_text("built\n")
+        (ctx / "Containerfile").write_text("FROM busybox\nCOPY f /f\n")
+        mc(env, "build", "-t", "modes-built:1", str(ctx), check=0, timeout=60)
+        arc = docker_save(tmp_path / "img.tar", [layer_tar([tar_member("imported", b"x")])])
+        mc(env, "import", str(arc), "modes-imported:1", check=0)
+        with detached(env, "modes-d", "--network", "none", "busybox", "sleep", "30"):
+            state, data = Path(env["MINICONTAINER_STATE_ROOT"]), Path(env["MINICONTAINER_DATA_ROOT"])
+            records = sorted(state.glob("*/state.json"))
+            loose = {str(r): oct(r.stat().st_mode & 0o777) for r in records if r.stat().st_mode & 0o077}
+            opened = open_to_others(state) + open_to_others(data)
+        mc(env, "rm", "-f", "modes-secret", check=0)
+    finally:
+        drop_roots(env, base)
+    assert len(records) == 2
+    assert not loose and not opened, (f"records not 0600: {loose}\nopen to other users:\n  "
+                                      + "\n  ".join(opened[:20]))
