@@ -45,6 +45,18 @@ def prepare(sec):
     return sec
 
 
+def preload() -> None:
+    """Import what apply() needs before the container's root replaces the host's."""
+    if AVAILABLE:
+        import importlib
+        import pkgutil
+        from .. import security
+        for m in pkgutil.iter_modules(security.__path__):
+            importlib.import_module(f"{security.__name__}.{m.name}")
+    else:
+        from ..errors import from_oserror  # noqa: F401
+
+
 def apply(prepared) -> None:
     """In the container process, right before execve."""
     if AVAILABLE:

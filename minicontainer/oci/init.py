@@ -94,6 +94,18 @@ def _reset_signals() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
+def preload(terminal: bool, hooks: bool) -> None:
+    """Import now what is needed after pivot_root or setns(mnt): from then on the host's Python
+    library is out of reach, and a lazy import fails (ModuleNotFoundError inside the container)."""
+    if terminal:
+        import fcntl, struct, termios  # noqa: F401,E401
+        from .. import fdpass  # noqa: F401
+    if hooks:
+        import json, subprocess  # noqa: F401,E401
+        from . import hooks as _h  # noqa: F401
+    _security.preload()
+
+
 def _terminal(console_sock, size) -> None:
     """A pty inside the container (its devpts), the master to the caller over SCM_RIGHTS, the
     slave as our stdin/out/err and controlling terminal (runc's --console-socket)."""
@@ -199,6 +211,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
         if spec.hooks.get("createContainer"):
             hooks.run("createContainer", spec.hooks["createContainer"], ctx.state)
         dirfd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        preload(proc.terminal, bool(spec.hooks.get("startContainer")))
         if mntns:
             mounts.enter(root, no_pivot=ctx.no_pivot, readonly=spec.root_readonly,
                          propagation=spec.linux.rootfs_propagation)
@@ -209,7 +222,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
             sc.sethostname(spec.hostname)
         if spec.domainname:
             sc.setdomainname(spec.domainname)
-        if spec.linux.sysctl:
+        if spec.linux.sysctl and not mntns:
             mounts.sysctl(spec.linux.sysctl)
         if proc.terminal:
             name = _terminal(ctx.console, proc.console_size)
@@ -253,6 +266,7 @@ def exec_stage1(ctx, sock) -> None:
             os._exit(1)
         from .. import namespaces
         kinds = [k for k in namespaces.KINDS if _differs(ctx.pid, k)]
+        preload(ctx.process.terminal, False)
         namespaces.enter(ctx.pid, kinds)
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()

@@ -273,6 +273,10 @@ def prepare(spec, bundle: str, cgroup, *, userns: bool, new_cgroupns: bool, term
             console = root + secure_join(root, "/dev/console")
             if not os.path.lexists(console):
                 open(console, "w").close()
+    if lin.sysctl:
+        # before /proc/sys is made read-only below (runc writes them before its readonlyPaths too);
+        # through the container's own /proc, whose net/ and kernel/ are the new namespaces'
+        sysctl(lin.sysctl, root + secure_join(root, "/proc/sys"))
     for p in lin.masked_paths:
         rootfs.mask_path(secure_join(root, p), root)
     for p in lin.readonly_paths:
@@ -304,9 +308,9 @@ def console(slave_path: str) -> None:
         sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
 
 
-def sysctl(values: dict) -> None:
+def sysctl(values: dict, base: str = "/proc/sys") -> None:
     for key, value in values.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = base + "/" + key.replace(".", "/")
         if ".." in key.split("."):
             raise RootfsError(f"sysctl {key!r}: invalid key")
         try:

@@ -45,8 +45,14 @@ def oci(env, *args, timeout=30, stdout=None, stderr=None, input=None):
     if stdout is None:
         kw.update(capture_output=True)
         return subprocess.run(command() + list(args), text=True, input=input, **kw)
-    return subprocess.run(command() + list(args), stdin=subprocess.DEVNULL, stdout=stdout,
-                          stderr=stderr or subprocess.PIPE, text=True, **kw)
+    # not a pipe: the container inherits it, and reading a pipe to its end would wait for the container
+    import tempfile
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run(command() + list(args), stdin=subprocess.DEVNULL, stdout=stdout,
+                           stderr=stderr or err, text=True, **kw)
+        err.seek(0)
+        p.stderr = err.read()
+    return p
 
 
 def state(env, cid) -> dict:
