@@ -30,7 +30,7 @@ def ctr(tmp_path_factory):
     from minicontainer.busybox import build_rootfs
     base = tmp_path_factory.mktemp("ctrd")
     sock = base / "containerd.sock"
-    made_run = [p for p in ("/run/containerd/s", "/run/containerd") if not os.path.exists(p)]
+    made_run = [p for p in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd") if not os.path.exists(p)]
     (base / "config.toml").write_text(f"""version = 2
 root = "{base}/root"
 state = "{base}/state"

@@ -34,6 +34,7 @@ def podman(tmp_path_factory):
     from minicontainer.busybox import build_rootfs
     base = tmp_path_factory.mktemp("podman")
     before = _libpod_dirs()
+    lock_before = os.path.exists("/dev/shm/libpod_lock")          # podman's SHM locks
     conf = base / "containers.conf"
     conf.write_text("[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n"
                     f"[engine.runtimes]\nminicontainer = [\"{OCI}\"]\n")
@@ -68,6 +69,11 @@ def podman(tmp_path_factory):
         try:
             os.rmdir(d)
         except OSError:
+            pass
+    if not lock_before:
+        try:
+            os.unlink("/dev/shm/libpod_lock")
+        except FileNotFoundError:
             pass
     subprocess.run(["umount", "-R", str(base)], capture_output=True)
     shutil.rmtree(base, ignore_errors=True)
