@@ -105,9 +105,15 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         _security.apply_devices(cg, spec.linux.resources.devices)
         die_at("cgroup")
         os.mkfifo(st.fifo, 0o600)
+        _chown_to_container_root(st.fifo, spec.linux)
+        # opened here, O_PATH: the container's init reopens it through /proc/self/fd (no search
+        # permission on our 0700 directory needed, which a mapped root lacks); the directory fd is
+        # the fallback for a container without /proc
+        fifo_fd = os.open(st.fifo, os.O_PATH | os.O_CLOEXEC)
+        dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         die_at("fifo")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ctx = Context(spec=spec, bundle=bundle, cgroup=cg, state_dir=st.dir, no_pivot=no_pivot,
+        ctx = Context(spec=spec, bundle=bundle, cgroup=cg, fifo_fd=fifo_fd, dir_fd=dir_fd, no_pivot=no_pivot,
                       preserve_fds=preserve_fds, prepared=prepared, console=console,
                       state=st.oci("creating"))
         c = os.fork()
@@ -115,6 +121,8 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
             parent.close()
             init.create_stage1(ctx, child)       # never returns
         child.close()
+        os.close(fifo_fd)
+        os.close(dir_fd)
         if console is not None:
             console.close()
         try:
@@ -137,6 +145,14 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         destroy(st)
         raise
     return 0
+
+
+def _chown_to_container_root(path: str, lin) -> None:
+    """In a user namespace the container's root is another uid on the host (runc does the same)."""
+    uid = next((m.host_id for m in lin.uid_mappings if m.container_id == 0), None)
+    gid = next((m.host_id for m in lin.gid_mappings if m.container_id == 0), None)
+    if uid is not None or gid is not None:
+        os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
 
 
 def _hook(h) -> dict:

@@ -16,9 +16,10 @@ Two processes, as runc's nsexec has stages::
 Why a second fork: unshare(CLONE_NEWPID) moves only the caller's *children*; and ctypes cannot run
 Python on a raw clone() stack. Why exec.fifo (runc's design): opening a FIFO for writing blocks until
 someone opens it for reading, so "wait for start" needs no process of ours to stay behind, survives
-the runtime exiting, and `start` is just an open + read. The FIFO is reached through an O_PATH fd of
-the state directory opened before pivot_root (openat with that fd), so it works with or without a
-/proc in the container.
+the runtime exiting, and `start` is just an open + read. The runtime opens the FIFO O_PATH before
+the fork and the init reopens it through /proc/self/fd after pivot_root (runc's way: no search
+permission on the 0700 state directory is needed, which a user namespace's root lacks); an O_PATH
+fd of the directory is the fallback for a container without /proc.
 
 Messages to the runtime go over one SOCK_SEQPACKET socket (pickled tuples); EOF from the runtime
 means it died: the child exits instead of going on with a half-made container.
@@ -210,7 +211,6 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
                 os._exit(1)
         if spec.hooks.get("createContainer"):
             hooks.run("createContainer", spec.hooks["createContainer"], ctx.state)
-        dirfd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         preload(proc.terminal, bool(spec.hooks.get("startContainer")))
         if mntns:
             mounts.enter(root, no_pivot=ctx.no_pivot, readonly=spec.root_readonly,
@@ -239,10 +239,14 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
         _fail(sock, exc)
     # From here on nobody listens: errors go to the container's stderr, as runc's do.
     try:
-        fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=dirfd)   # blocks until `start`
+        try:                                                        # blocks until `start`
+            fd = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:                                   # no /proc in the container
+            fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.dir_fd)
         os.write(fd, b"0")
         os.close(fd)
-        os.close(dirfd)
+        os.close(ctx.fifo_fd)
+        os.close(ctx.dir_fd)
         if spec.hooks.get("startContainer"):
             hooks.run("startContainer", spec.hooks["startContainer"], ctx.state)
         _security.apply(ctx.prepared)

@@ -334,3 +334,61 @@ def test_log_file_json(env, tmp_path):
     assert p.returncode == 1
     rec = json.loads((tmp_path / "log.json").read_text().splitlines()[-1])
     assert rec["level"] == "error" and "does not exist" in rec["msg"]
+
+
+def test_mounts_never_propagate_to_the_host(env, bundle, tmp_path):
+    """Even a host mount that is *shared*, passed in with rshared, carries nothing back to the host."""
+    import subprocess
+    d = tmp_path / "shared"
+    (d / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(d), str(d)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(d)], check=True)
+        b = bundle(["sh", "-c", "mount -t tmpfs none /shared/sub && grep -c ' /shared/sub ' /proc/self/mountinfo"])
+        cfg = config(b)
+        cfg["mounts"].append({"destination": "/shared", "type": "bind", "source": str(d),
+                              "options": ["rbind", "rshared"]})
+        write_config(b, cfg)
+        out = open(tmp_path / "out", "w+")
+        assert oci(env, "create", "--bundle", str(b), "m1", stdout=out).returncode == 0
+        assert oci(env, "start", "m1").returncode == 0
+        wait_status(env, "m1", "stopped")
+        out.seek(0)
+        assert out.read().strip() == "1"                       # mounted inside
+        assert str(d / "sub") not in open("/proc/self/mountinfo").read()   # not on the host
+        assert oci(env, "delete", "m1").returncode == 0
+    finally:
+        subprocess.run(["umount", "-R", str(d)], check=False)
+
+
+@pytest.fixture
+def open_dir():
+    """A directory the container's mapped root (uid 100000 on the host) can reach: pytest's own
+    tmp_path lies below a 0700 directory, as a rootfs under /root would (runc needs the same)."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ociuserns-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_user_namespace_mappings(env, open_dir, tmp_path):
+    from pathlib import Path
+    from tests.integration.oci_helpers import make_bundle
+    b = make_bundle(Path(open_dir), ["sh", "-c", "cat /proc/self/uid_map; id -u; ls -ln /bin/busybox | awk '{print $3}'"])
+    cfg = config(b)
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    write_config(b, cfg)
+    out = open(tmp_path / "out", "w+")
+    p = oci(env, "create", "--bundle", str(b), "u1", stdout=out)
+    assert p.returncode == 0, p.stderr
+    pid = state(env, "u1")["pid"]
+    assert open(f"/proc/{pid}/uid_map").read().split() == ["0", "100000", "65536"]
+    assert oci(env, "start", "u1").returncode == 0
+    wait_status(env, "u1", "stopped")
+    out.seek(0)
+    assert out.read().split() == ["0", "100000", "65536", "0", "65534"]   # host root's files: nobody
+    assert oci(env, "delete", "u1").returncode == 0
