@@ -12,7 +12,6 @@ one line in runc's form (``time=… level=error msg="container does not exist"``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,67 +22,133 @@ from .log import configure, log
 VERSION = "0.1.0"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):           # one line, runc's form, not argparse's usage block
-        log("error", f"{self.prog}: {message}")
-        sys.exit(1)
+class UsageError(MiniContainerError):
+    """Bad command line (runc: "Incorrect Usage")."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .state import default_root
-    p = _Parser(prog="minicontainer-oci", description="minicontainer's OCI runtime (runc's command line)")
-    p.add_argument("--root", default=None, help=f"state directory (default {default_root()})")
-    p.add_argument("--log", default=None, help="also write errors to this file")
-    p.add_argument("--log-format", default="text", choices=("text", "json"))
-    p.add_argument("--systemd-cgroup", action="store_true", help="cgroupsPath is slice:prefix:name")
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--rootless", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="verb", parser_class=_Parser)
+#: verb → (options taking a value, flags, positional names, how many positionals may be missing)
+#: A hand-written parser, not argparse: argparse (with gettext) costs ~15 ms of every call, and
+#: conmon and the shim call the runtime several times per container.
+VERBS = {
+    "create": ({"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file", "--console-socket": "console_socket",
+                "--preserve-fds": "preserve_fds", "--notify-socket": "notify_socket"},
+               {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}, ("id",), 0),
+    "start": ({}, {}, ("id",), 0),
+    "state": ({}, {}, ("id",), 0),
+    "pause": ({}, {}, ("id",), 0),
+    "resume": ({}, {}, ("id",), 0),
+    "kill": ({}, {"--all": "all", "-a": "all"}, ("id", "signal"), 1),
+    "delete": ({}, {"--force": "force", "-f": "force"}, ("id",), 0),
+    "exec": ({"--process": "process", "-p": "process", "--pid-file": "pid_file", "--console-socket": "console_socket",
+              "--preserve-fds": "preserve_fds", "--cwd": "cwd"},
+             {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty"}, ("id",), 0),
+    "ps": ({"--format": "format", "-f": "format"}, {}, ("id",), 0),
+    "list": ({"--format": "format", "-f": "format"}, {"--quiet": "quiet", "-q": "quiet"}, (), 0),
+    "features": ({}, {}, (), 0),
+    "spec": ({"--bundle": "bundle", "-b": "bundle"}, {"--rootless": "rootless"}, (), 0),
+}
+GLOBAL_VALUES = {"--root": "root", "--log": "log", "--log-format": "log_format", "--rootless": "rootless",
+                 "--criu": "criu"}
+GLOBAL_FLAGS = {"--systemd-cgroup": "systemd_cgroup", "--debug": "debug", "-v": "version", "--version": "version",
+                "-h": "help", "--help": "help"}
+USAGE = __doc__.split("\n\n")[1]
 
-    c = sub.add_parser("create", help="create a container from a bundle; its program waits for start")
-    c.add_argument("--bundle", "-b", default=".")
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--no-pivot", action="store_true")
-    c.add_argument("--no-new-keyring", action="store_true")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("--notify-socket", default=None, help=argparse.SUPPRESS)
-    c.add_argument("id")
 
-    for verb, text in (("start", "run the created container's program"), ("state", "print the state as JSON"),
-                       ("pause", "freeze every process"), ("resume", "thaw a paused container")):
-        sub.add_parser(verb, help=text).add_argument("id")
+class Args:
+    def __init__(self):
+        self.root = self.log = self.verb = self.pid_file = self.console_socket = self.process = None
+        self.log_format, self.bundle, self.signal, self.format = "text", ".", "SIGTERM", "table"
+        self.preserve_fds = 0
+        self.tty = None
+        self.systemd_cgroup = self.debug = self.version = self.help = self.no_pivot = self.all = False
+        self.force = self.detach = self.quiet = False
+        self.extra: list[str] = []
 
-    k = sub.add_parser("kill", help="send a signal to the container's first process (--all: to every one)")
-    k.add_argument("--all", "-a", action="store_true")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="SIGTERM")
 
-    d = sub.add_parser("delete", help="remove a stopped (or created) container; --force kills it first")
-    d.add_argument("--force", "-f", action="store_true")
-    d.add_argument("id")
+def _split(arg: str) -> tuple[str, str | None]:
+    if arg.startswith("-") and "=" in arg:
+        k, v = arg.split("=", 1)
+        return k, v
+    return arg, None
 
-    e = sub.add_parser("exec", help="run another process in a running container")
-    e.add_argument("--process", "-p", required=True)
-    e.add_argument("--pid-file", default=None)
-    e.add_argument("--detach", "-d", action="store_true")
-    e.add_argument("--console-socket", default=None)
-    e.add_argument("--tty", "-t", action="store_true", default=None)
-    e.add_argument("--preserve-fds", type=int, default=0)
-    e.add_argument("id")
 
-    ps = sub.add_parser("ps", help="the container's processes")
-    ps.add_argument("--format", "-f", default="table", choices=("table", "json"))
-    ps.add_argument("id")
-    ps.add_argument("ps_args", nargs="*", help=argparse.SUPPRESS)
+def parse(argv: list[str]) -> Args:
+    """runc's grammar: global options, a verb, its options and positionals (options may also follow
+    the positionals, and Go's single-dash long form ``-bundle`` is accepted)."""
+    a = Args()
+    it = list(argv)
+    i = 0
 
-    sub.add_parser("list", help="the containers under --root")
-    sub.add_parser("features", help="what this runtime supports, as JSON")
-    s = sub.add_parser("spec", help="write an example config.json")
-    s.add_argument("--bundle", "-b", default=".")
-    return p
+    def value(opt, inline):
+        nonlocal i
+        if inline is not None:
+            return inline
+        i += 1
+        if i >= len(it):
+            raise UsageError(f"flag needs an argument: {opt}")
+        return it[i]
+
+    def norm(opt):
+        return "-" + opt if opt.startswith("-") and not opt.startswith("--") and len(opt) > 2 else opt
+
+    while i < len(it):
+        opt, inline = _split(it[i])
+        opt = norm(opt)
+        if opt in GLOBAL_VALUES:
+            setattr(a, GLOBAL_VALUES[opt], value(opt, inline))
+        elif opt in GLOBAL_FLAGS:
+            setattr(a, GLOBAL_FLAGS[opt], True)
+        elif opt.startswith("-"):
+            raise UsageError(f"flag provided but not defined: {it[i]}")
+        else:
+            a.verb = opt
+            i += 1
+            break
+        i += 1
+    if a.log_format not in ("text", "json"):
+        raise UsageError(f"unknown log-format {a.log_format!r}", hint="text or json")
+    if a.verb is None:
+        return a
+    if a.verb not in VERBS:
+        raise UsageError(f"No help topic for '{a.verb}'", hint="verbs: " + ", ".join(VERBS))
+    values, flags, names, optional = VERBS[a.verb]
+    pos = []
+    while i < len(it):
+        opt, inline = _split(it[i])
+        opt = norm(opt)
+        if opt == "--":
+            pos.extend(it[i + 1:])
+            break
+        if opt in values:
+            setattr(a, values[opt], value(opt, inline))
+        elif opt in flags:
+            setattr(a, flags[opt], True if inline is None else inline.lower() in ("1", "true"))
+        elif opt in ("-h", "--help"):
+            a.help = True
+        elif opt.startswith("-") and len(opt) > 1 and not (a.verb == "kill" and pos):
+            raise UsageError(f"{a.verb}: flag provided but not defined: {it[i]}")
+        else:
+            pos.append(it[i])
+        i += 1
+    if a.help:
+        return a
+    if len(pos) < len(names) - optional:
+        raise UsageError(f'"{a.verb}" requires {"exactly " if not optional else "at least "}'
+                         f'{len(names) - optional} argument(s): {" ".join(n.upper() for n in names)}')
+    if len(pos) > len(names) and a.verb != "ps":
+        raise UsageError(f"{a.verb}: unexpected argument {pos[len(names)]!r}")
+    for n, v in zip(names, pos):
+        setattr(a, n, v)
+    a.extra = pos[len(names):]
+    try:
+        a.preserve_fds = int(a.preserve_fds)
+    except ValueError:
+        raise UsageError(f"--preserve-fds {a.preserve_fds!r}: not a number") from None
+    if a.verb == "exec" and not a.process:
+        raise UsageError("exec: --process FILE is required", hint="the process is an OCI process object in JSON")
+    if a.format not in ("table", "json"):
+        raise UsageError(f"invalid format option {a.format!r}", hint="json or table")
+    return a
 
 
 def features() -> dict:
@@ -106,15 +171,15 @@ def features() -> dict:
 
 
 def run(argv: list[str]) -> int:
-    a = _parser().parse_args(argv)
+    a = parse(argv)
     configure(a.log, a.log_format)
+    if a.help or (a.verb is None and not a.version):
+        print(USAGE)
+        return 0 if a.help else 1
     if a.version:
         from .spec import SPEC_VERSION
         print(f"minicontainer-oci version {VERSION}\nspec: {SPEC_VERSION}")
         return 0
-    if not a.verb:
-        log("error", "minicontainer-oci: a command is needed (create, start, state, kill, delete, exec, …)")
-        return 1
     from .state import default_root
     root = a.root or default_root()
     if a.verb == "features":
@@ -129,8 +194,7 @@ def run(argv: list[str]) -> int:
             json.dump(example(), f, indent=2)
         return 0
     if a.verb == "list":
-        from .create import status
-        from .state import list_ids
+        from .state import list_ids, status
         print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} BUNDLE")
         for cid in list_ids(root):
             try:

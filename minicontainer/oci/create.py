@@ -17,8 +17,9 @@ import signal
 import socket
 import time
 
-from ..errors import ContainerError, MiniContainerError, NotFoundError, exit_code
+from ..errors import ContainerError, exit_code
 from . import _security, cgroup as cgroups, init, spec as specmod, state as statemod
+from .state import destroy
 
 STEPS = ("validated", "state", "cgroup", "fifo", "forked", "hooks", "ready", "pidfile")
 _TIMEOUT = 30.0
@@ -193,43 +194,3 @@ def _drive(sock, c: int, cg, st, spec) -> int:
             status = os.waitpid(c, os.WNOHANG)[1] if c else 0
             raise ContainerError("create: the container's init ended before it was ready"
                                  + (f" (exit {exit_code(status)})" if status else ""))
-
-
-def destroy(st) -> None:
-    """The one teardown: kill what is left in the cgroup, remove it (if ours), remove the state.
-    Used by a failed create, ``delete`` and ``delete --force``."""
-    path = st.data.get("cgroup")
-    if path:
-        try:
-            cg = cgroups.open_path(path)
-            if cg.exists():
-                if st.data.get("cgroup_owned", True):
-                    cg.destroy()
-                else:
-                    _kill_pid(st)
-        except MiniContainerError:
-            raise
-        except OSError:
-            pass
-    else:
-        _kill_pid(st)
-    st.remove()
-
-
-def _kill_pid(st) -> None:
-    if st.alive():
-        try:
-            os.kill(st.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def open_state(root: str, cid: str):
-    st = statemod.State.load(root, cid)
-    cg = cgroups.open_path(st.data["cgroup"]) if st.data.get("cgroup") else None
-    return st, cg
-
-
-def status(root: str, cid: str) -> tuple:
-    st, cg = open_state(root, cid)
-    return st, cg, st.status(cg)

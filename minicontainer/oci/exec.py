@@ -17,7 +17,8 @@ import time
 
 from ..errors import ContainerError, exit_code
 from . import _security, init, spec as specmod, state as statemod
-from .create import Context, _console, _recv, status
+from .create import Context, _console, _recv
+from .state import status
 
 _TIMEOUT = 30.0
 

@@ -13,7 +13,7 @@ import signal
 import time
 
 from ..errors import ConfigError, ContainerError, MiniContainerError
-from .create import destroy, status
+from .state import destroy, status
 
 _START_TIMEOUT = 30.0
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import signal
 import time
 
 from .. import paths
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, MiniContainerError, NotFoundError
 
 FIFO = "exec.fifo"
-_ID = re.compile(r"^[\w+\-.]+$")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def default_root() -> str:
@@ -30,7 +30,7 @@ def default_root() -> str:
 
 
 def check_id(cid: str) -> str:
-    if not cid or not _ID.match(cid) or cid in (".", "..") or len(cid) > 1024:
+    if not cid or not set(cid) <= _ID_CHARS or cid in (".", "..") or len(cid) > 1024:
         raise ConfigError(f"invalid container id format: {cid!r}",
                           hint="use letters, digits, '_', '+', '-', '.'")
     return cid
@@ -175,3 +175,58 @@ def list_ids(root: str) -> list[str]:
         return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     except FileNotFoundError:
         return []
+
+# --- the container behind the record (its cgroup, its teardown) ------------------------------------
+
+def _cgroup_module():
+    from . import cgroup
+    return cgroup
+
+
+class _LazyCgroup:
+    """The container's Cgroup, built on first use: `state` and `start` of a created container never
+    need it, and building it reads mountinfo and imports the cgroup package."""
+
+    def __init__(self, path: str):
+        self.path, self._cg = path, None
+
+    def __getattr__(self, name):
+        if self._cg is None:
+            self._cg = _cgroup_module().open_path(self.path)
+        return getattr(self._cg, name)
+
+
+def status(root: str, cid: str) -> tuple:
+    """(record, cgroup or None, status) of container ``cid``; NotFoundError "container does not exist"."""
+    st = State.load(root, cid)
+    cg = _LazyCgroup(st.data["cgroup"]) if st.data.get("cgroup") else None
+    return st, cg, st.status(cg)
+
+
+def destroy(st) -> None:
+    """The one teardown: kill what is left in the cgroup, remove it (if ours), remove the state.
+    Used by a failed create, ``delete`` and ``delete --force``."""
+    path = st.data.get("cgroup")
+    if path:
+        try:
+            cg = _cgroup_module().open_path(path)
+            if cg.exists():
+                if st.data.get("cgroup_owned", True):
+                    cg.destroy()
+                else:
+                    _kill_pid(st)
+        except MiniContainerError:
+            raise
+        except OSError:
+            pass
+    else:
+        _kill_pid(st)
+    st.remove()
+
+
+def _kill_pid(st) -> None:
+    if st.alive():
+        try:
+            os.kill(st.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

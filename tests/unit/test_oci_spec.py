@@ -139,3 +139,23 @@ def test_state_ids_and_time(tmp_path):
     st.remove()
     with pytest.raises(NotFoundError, match="container does not exist"):
         state.State.load(str(tmp_path), "c1")
+
+
+def test_command_line_as_conmon_and_the_shim_write_it():
+    from minicontainer.oci.cli import UsageError, parse
+    a = parse(["--root", "/run/x", "--log", "/l.json", "--log-format", "json", "--systemd-cgroup", "create",
+               "--bundle", "/b", "--pid-file", "/p", "--console-socket", "/c.sock", "--no-new-keyring",
+               "--preserve-fds", "2", "id1"])
+    assert (a.root, a.log, a.log_format, a.systemd_cgroup, a.verb, a.bundle, a.pid_file, a.console_socket,
+            a.preserve_fds, a.id) == ("/run/x", "/l.json", "json", True, "create", "/b", "/p", "/c.sock", 2, "id1")
+    a = parse(["exec", "--process", "/p.json", "--detach", "--pid-file=/x", "-t", "id2"])
+    assert (a.process, a.detach, a.pid_file, a.tty, a.id) == ("/p.json", True, "/x", True, "id2")
+    a = parse(["kill", "--all", "id3", "9"])
+    assert (a.all, a.id, a.signal) == (True, "id3", "9")
+    assert parse(["kill", "id3"]).signal == "SIGTERM"
+    assert parse(["create", "-bundle", "/b", "i"]).bundle == "/b"        # Go's single-dash long form
+    assert parse(["delete", "-f", "i"]).force
+    for bad in (["create"], ["bogus", "x"], ["--nope", "state", "x"], ["state", "--nope", "x"],
+                ["exec", "x"], ["state", "a", "b"], ["--log-format", "xml", "state", "x"]):
+        with pytest.raises(UsageError):
+            parse(bad)
