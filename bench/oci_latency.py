@@ -55,7 +55,7 @@ def main(n: int, gap: float) -> None:
     work = Path(tempfile.mkdtemp(prefix="ocibench-"))
     try:
         b = bundle(work / "bundle")
-        runtimes = {"minicontainer-oci": [str(HERE / ".venv" / "bin" / "minicontainer-oci")],
+        runtimes = {"minicontainer-oci": [os.environ.get("OCI_BIN", str(HERE / ".venv" / "bin" / "minicontainer-oci"))],
                     "runc": [shutil.which("runc") or "runc"]}
         times: dict[str, list[float]] = {k: [] for k in runtimes}
         for name, cmd in runtimes.items():
