@@ -10,12 +10,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OCI = str(ROOT / ".venv" / "bin" / "minicontainer-oci")
+#: the runtime under test (MINICONTAINER_OCI_BIN: another build of it, e.g. a merge being checked)
+OCI = os.environ.get("MINICONTAINER_OCI_BIN", str(ROOT / ".venv" / "bin" / "minicontainer-oci"))
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 
 
 def command() -> list[str]:
     return [OCI] if os.path.exists(OCI) else [PY, "-m", "minicontainer.oci.cli"]
+
+
+def has_security() -> bool:
+    """Does the runtime under test apply capabilities and seccomp (minicontainer.security)?"""
+    try:
+        out = subprocess.run(command() + ["features"], capture_output=True, text=True, timeout=30).stdout
+        return bool(json.loads(out)["linux"]["seccomp"]["enabled"])
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return False
 
 
 def make_bundle(path: Path, args, *, terminal=False, **linux) -> Path:

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from minicontainer.oci import _security
-from tests.integration.oci_helpers import OCI, cgroup_dirs
+from tests.integration.oci_helpers import OCI, cgroup_dirs, has_security
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None or shutil.which("conmon") is None,
                                 reason="podman and conmon are not installed (make setup installs them)")
@@ -151,7 +150,7 @@ def test_read_only(podman):
     assert p.stdout.split() == ["read-only", "tmp-ok"], p.stderr
 
 
-@pytest.mark.skipif(not _security.AVAILABLE,
+@pytest.mark.skipif(not has_security(),
                     reason="capabilities need minicontainer.security (until the security branch is merged)")
 def test_cap_drop(podman):
     p = podman("run", "--rm", "--network", "none", *ULIMITS, "--cap-drop", "all", IMAGE, "sh", "-c",
