@@ -73,5 +73,21 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
     parent.close()
     if pid_file:
         statemod.write_pid_file(pid_file, pid)
-    status_ = os.waitpid(c, 0)[1]
+    if not detach:
+        # runc exec forwards the signals it gets to the process (a ^C, a `kill` of the runtime)
+        import signal
+
+        def forward(sig, _frame):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, forward)
+    while True:
+        try:
+            status_ = os.waitpid(c, 0)[1]
+            break
+        except InterruptedError:
+            continue
     return 0 if detach else exit_code(status_)

@@ -392,3 +392,24 @@ def test_user_namespace_mappings(env, open_dir, tmp_path):
     out.seek(0)
     assert out.read().split() == ["0", "100000", "65536", "0", "65534"]   # host root's files: nobody
     assert oci(env, "delete", "u1").returncode == 0
+
+
+def test_exec_forwards_signals(env, bundle, tmp_path):
+    import subprocess
+    from tests.integration.oci_helpers import command
+    b = bundle(["sleep", "100"])
+    assert oci(env, "create", "--bundle", str(b), "s1", stdout=open(os.devnull, "w")).returncode == 0
+    assert oci(env, "start", "s1").returncode == 0
+    proc = config(b)["process"]
+    proc["args"] = ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    out = open(tmp_path / "out", "w+")
+    r = subprocess.Popen(command() + ["exec", "--process", str(tmp_path / "p.json"), "s1"], env=env,
+                         stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while "ready" not in open(tmp_path / "out").read() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    r.send_signal(signal.SIGTERM)
+    assert r.wait(10) == 7
+    assert open(tmp_path / "out").read().split() == ["ready", "got-term"]
+    assert oci(env, "delete", "--force", "s1").returncode == 0
