@@ -82,34 +82,47 @@ def limits(res) -> Limits:
                   pids=res.pids, cpuset=res.cpuset, blkio_weight=res.blkio_weight)
 
 
-def _ancestors(cg: Cgroup, need: set[str]) -> None:
-    """Create missing levels above the group's parent (the backend makes only the last one)."""
-    parent = cg.backend.parent if cg.backend.version == 2 else None
+def _ancestors(cg: Cgroup, need: set[str]) -> list[str]:
+    """Create missing levels above the group's parent (the backend makes only the last one);
+    returns the directories made, deepest last, so that the teardown can remove exactly those."""
+    made: list[str] = []
     if cg.backend.version == 2:
         root = cg.backend.root
-        rel = os.path.relpath(parent, root)
+        rel = os.path.relpath(cg.backend.parent, root)
         if rel in (".", "") or "/" not in rel:
-            return
+            return made
         level = root
         for part in rel.split("/")[:-1]:
             cg.backend._enable(level, need, set(need) | {"cpu", "memory", "pids"})
             level = level / part
-            f.mkdir(level)
-        return
+            if f.mkdir(level):
+                made.append(str(level))
+        cg.backend._enable(level, need)        # the backend enables below the parent itself
+        return made
     rel = cg.backend.parent_name
     if "/" not in rel:
-        return
+        return made
     for m in cg.backend.hierarchies():
         level = m
         for part in rel.split("/")[:-1]:
             level = level / part
-            if f.mkdir(level) and m == cg.backend.mounts.get("cpuset"):
-                cg.backend._copy_cpuset(level)
+            if f.mkdir(level):
+                made.append(str(level))
+                if m == cg.backend.mounts.get("cpuset"):
+                    cg.backend._copy_cpuset(level)
+    return made
 
 
-def create(path: str, res) -> tuple[Cgroup, bool]:
+def remove_ancestors(made: list[str]) -> None:
+    """Undo :func:`_ancestors`: each directory we made, deepest first, if nothing else is in it."""
+    for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
+        f.rmdir_parent_if_empty(d)
+
+
+def create(path: str, res, made: list[str]) -> tuple[Cgroup, bool]:
     """Create the group with its limits; returns it and whether we made it (an existing group is
-    joined, as runc does, and then never removed by us)."""
+    joined, as runc does, and then never removed by us). Levels made above it are appended to
+    ``made`` as they appear (the caller records them for the teardown)."""
     lim = limits(res)
     cg = open_path(path)
     need = lim.controllers()
@@ -117,12 +130,13 @@ def create(path: str, res) -> tuple[Cgroup, bool]:
         if need:
             cg.set_limits(lim)
         return cg, False
-    _ancestors(cg, need)
     try:
+        made.extend(_ancestors(cg, need))
         return _create(cg, lim, need), True
     except CgroupError as exc:
         if exc.errno == errno.EEXIST:
             return cg, False
+        remove_ancestors(made)
         raise
 
 

@@ -102,7 +102,13 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         cg_exists = cgroups.open_path(cgpath).exists()
         st.data["cgroup_owned"] = not cg_exists
         st.save()
-        cg, owned = cgroups.create(cgpath, spec.linux.resources)
+        made: list[str] = []
+        try:
+            cg, owned = cgroups.create(cgpath, spec.linux.resources, made)
+        finally:
+            if made:
+                st.data["cgroup_ancestors"] = made
+                st.save()
         _security.apply_devices(cg, spec.linux.resources.devices)
         die_at("cgroup")
         os.mkfifo(st.fifo, 0o600)

@@ -219,6 +219,8 @@ def destroy(st) -> None:
             raise
         except OSError:
             pass
+        if st.data.get("cgroup_ancestors"):
+            _cgroup_module().remove_ancestors(st.data["cgroup_ancestors"])
     else:
         _kill_pid(st)
     st.remove()

@@ -413,3 +413,19 @@ def test_exec_forwards_signals(env, bundle, tmp_path):
     assert r.wait(10) == 7
     assert open(tmp_path / "out").read().split() == ["ready", "got-term"]
     assert oci(env, "delete", "--force", "s1").returncode == 0
+
+
+def test_nested_cgroups_path_is_removed_to_where_it_began(env, bundle):
+    b = bundle(["true"])
+    cfg = config(b)
+    cfg["linux"]["cgroupsPath"] = "/minicontainer/oci-a/oci-b/n1"
+    cfg["linux"]["resources"] = {"memory": {"limit": 32 << 20}, "pids": {"limit": 10}}
+    write_config(b, cfg)
+    assert oci(env, "create", "--bundle", str(b), "n1", stdout=open(os.devnull, "w")).returncode == 0
+    assert cgroup_dirs("minicontainer/oci-a/oci-b/n1")
+    from minicontainer.cgroups import detect_layout
+    lay = detect_layout()
+    if lay.backend == "v1":
+        assert open(os.path.join(lay.v1["memory"], "minicontainer/oci-a/oci-b/n1/memory.limit_in_bytes")).read().strip() == str(32 << 20)
+    assert oci(env, "delete", "n1").returncode == 0
+    assert cgroup_dirs("minicontainer/oci-a") == []

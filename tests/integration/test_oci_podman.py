@@ -100,6 +100,8 @@ def test_detached_exec_stop_rm(podman):
         assert podman("inspect", "--format", "{{.State.Status}}", "mc-d", check=0).stdout.strip() == "running"
         p = podman("exec", "mc-d", "sh", "-c", "echo in $(cat /proc/1/cmdline | tr '\\0' ' '); exit 5")
         assert p.returncode == 5 and p.stdout.strip() == "in sleep 1000", p.stderr
+        p = podman("exec", "-t", "mc-d", "tty")                  # the exec's pty through the console socket
+        assert p.returncode == 0 and p.stdout.strip().startswith("/dev/pts/"), (p.stdout, p.stderr)
         podman("stop", "-t", "1", "mc-d", check=0)
         assert podman("inspect", "--format", "{{.State.Status}}", "mc-d", check=0).stdout.strip() == "exited"
     finally:
