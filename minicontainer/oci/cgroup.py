@@ -113,6 +113,25 @@ def _ancestors(cg: Cgroup, need: set[str]) -> list[str]:
     return made
 
 
+def missing_levels(path: str) -> list[str]:
+    """The levels above ``path``'s parent that do not exist yet in any hierarchy: what
+    :func:`_ancestors` will make. Recorded BEFORE they are made, so a runtime killed half-way
+    still leaves a record naming them for ``delete --force``."""
+    parent = os.path.dirname(path)
+    if "/" not in parent:
+        return []
+    cg = open_path(path)
+    roots = [cg.backend.root] if cg.backend.version == 2 else cg.backend.hierarchies()
+    levels = []
+    parts = parent.split("/")[:-1]
+    for r in roots:
+        for i in range(1, len(parts) + 1):
+            d = os.path.join(str(r), *parts[:i])
+            if not os.path.isdir(d):
+                levels.append(d)
+    return levels
+
+
 def remove_ancestors(made: list[str]) -> None:
     """Undo :func:`_ancestors`: each directory we made, deepest first, if nothing else is in it."""
     for d in sorted(made, key=lambda p: p.count("/"), reverse=True):

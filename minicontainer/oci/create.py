@@ -101,14 +101,9 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         die_at("state")
         cg_exists = cgroups.open_path(cgpath).exists()
         st.data["cgroup_owned"] = not cg_exists
+        st.data["cgroup_ancestors"] = cgroups.missing_levels(cgpath)
         st.save()
-        made: list[str] = []
-        try:
-            cg, owned = cgroups.create(cgpath, spec.linux.resources, made)
-        finally:
-            if made:
-                st.data["cgroup_ancestors"] = made
-                st.save()
+        cg, owned = cgroups.create(cgpath, spec.linux.resources, [])
         _security.apply_devices(cg, spec.linux.resources.devices)
         die_at("cgroup")
         os.mkfifo(st.fifo, 0o600)

@@ -290,10 +290,11 @@ def test_bad_input_leaves_nothing(env, bundle, tmp_path):
 @pytest.mark.parametrize("step", STEPS)
 def test_killed_at_each_step_delete_force_leaves_nothing(env, bundle, step, tmp_path):
     b = bundle(["sleep", "100"])
+    cfg = config(b)
+    cfg["linux"]["cgroupsPath"] = "/minicontainer/oci-z/z1"       # a level above it to undo as well
     if step == "hooks":
-        cfg = config(b)
         cfg["hooks"] = {"createRuntime": [{"path": "/bin/true"}]}
-        write_config(b, cfg)
+    write_config(b, cfg)
     e = dict(env, MINICONTAINER_OCI_TEST_DIE_AT=step)
     p = oci(e, "create", "--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "z1",
             stdout=open(os.devnull, "w"))
@@ -303,6 +304,7 @@ def test_killed_at_each_step_delete_force_leaves_nothing(env, bundle, step, tmp_
     d = oci(env, "delete", "--force", "z1")
     assert d.returncode == 0 or step == "validated", d.stderr
     _gone(env, "z1")
+    assert cgroup_dirs("minicontainer/oci-z") == []
 
 
 def test_state_survives_pid_reuse(env, bundle, tmp_path):
