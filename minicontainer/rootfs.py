@@ -267,3 +267,21 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
     os.chdir("/")
     if readonly:
         _remount_ro("/", sc.MS_NOSUID)
+
+
+# --- for the OCI runtime (minicontainer/oci/mounts.py), which mounts what config.json lists -------
+
+def mount_in_root(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
+    """Mount onto ``root``/``target`` (symlink-safe, through /proc/self/fd); ``create`` "dir" or
+    "file" makes a missing target."""
+    _mount_on(source, root, target, fstype, flags, data, create=create)
+
+
+def mask_path(path: str, root: str = "/") -> None:
+    """Hide ``path`` inside ``root``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    _mask(path, root)
+
+
+def readonly_path(path: str, root: str = "/") -> None:
+    """Make ``path`` inside ``root`` a read-only bind mount of itself (missing: nothing to do)."""
+    _readonly(path, root)

@@ -1,0 +1,83 @@
+"""The one place the OCI runtime reaches minicontainer.security (contract: SECURITY_API.md).
+
+``process.capabilities``, ``noNewPrivileges``, ``rlimits``, ``oomScoreAdj``, ``linux.seccomp``, the
+user's ids and ``linux.resources.devices`` are applied by that package: :func:`prepare` before the
+fork (validation, the seccomp program compiled), :func:`apply` as the container process's last step
+before execve, :func:`apply_devices` on the container's cgroup.
+
+UNTIL THE SECURITY BRANCH IS MERGED: when ``minicontainer.security`` does not exist, a fallback
+applies only uid/gid/additionalGids/umask and ignores the rest (capabilities stay as they are,
+no seccomp, no device rules, no rlimits) — enough for podman and containerd to run containers, not
+the defaults a container deserves. ``AVAILABLE`` tells tests which one they got.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+AVAILABLE = importlib.util.find_spec("minicontainer.security") is not None
+
+
+def process_security(proc, seccomp: dict | None):
+    """spec.Process (+ linux.seccomp) → security.ProcessSecurity (or the fallback's)."""
+    kwargs = dict(uid=proc.user.uid, gid=proc.user.gid, additional_gids=tuple(proc.user.additional_gids),
+                  umask=proc.user.umask, capabilities=proc.capabilities,
+                  no_new_privileges=proc.no_new_privileges, seccomp=seccomp,
+                  rlimits=tuple(proc.rlimits), oom_score_adj=proc.oom_score_adj)
+    if AVAILABLE:
+        from ..security import ProcessSecurity
+        return ProcessSecurity(**kwargs)
+    return _Fallback(kwargs)
+
+
+class _Fallback:
+    """Until the security branch is merged: the ids and the umask only."""
+
+    def __init__(self, kw: dict):
+        self.uid, self.gid = kw["uid"], kw["gid"]
+        self.additional_gids, self.umask = kw["additional_gids"], kw["umask"]
+
+
+def prepare(sec):
+    if AVAILABLE:
+        from ..security import prepare as _prepare
+        return _prepare(sec)
+    return sec
+
+
+def preload() -> None:
+    """Import what apply() needs before the container's root replaces the host's."""
+    if AVAILABLE:
+        import importlib
+        import pkgutil
+        from .. import security
+        for m in pkgutil.iter_modules(security.__path__):
+            importlib.import_module(f"{security.__name__}.{m.name}")
+    else:
+        from ..errors import from_oserror  # noqa: F401
+
+
+def apply(prepared) -> None:
+    """In the container process, right before execve."""
+    if AVAILABLE:
+        from ..security import apply as _apply
+        _apply(prepared)
+        return
+    # fallback (until the security branch is merged): groups, then gid, then uid (after setuid we
+    # could no longer change the others)
+    from ..errors import from_oserror
+    try:
+        os.setgroups(list(prepared.additional_gids))
+        os.setresgid(prepared.gid, prepared.gid, prepared.gid)
+        os.setresuid(prepared.uid, prepared.uid, prepared.uid)
+    except OSError as exc:
+        raise from_oserror(exc, "set user", f"{prepared.uid}:{prepared.gid}") from exc
+    if prepared.umask is not None:
+        os.umask(prepared.umask)
+
+
+def apply_devices(cgroup, rules) -> None:
+    """``linux.resources.devices`` on the container's cgroup (ignored by the fallback)."""
+    if AVAILABLE and rules:
+        from ..security import devices
+        devices.apply(cgroup, list(rules))
