@@ -254,7 +254,6 @@ def test_17_10_tracebacks_on_bad_input(roots, tmp_path, case):
     one_line_125(p)
 
 
-@xfail(11, "-u 99999999999 exits 125 with no message at all")
 def test_17_11_huge_uid_says_nothing(roots):
     p = mc(roots, "run", "--rm", "--network", "none", "-u", "99999999999", "busybox", "true")
     one_line_125(p, "99999999999")
@@ -319,7 +318,6 @@ def test_17_15_exec_into_paused_container(roots):
     one_line_125(p, "paused")
 
 
-@xfail(16, "exec ignores the container's user")
 def test_17_16_exec_keeps_the_containers_user(roots):
     with detached(roots, "h17u", "--network", "none", "-u", "1000:1000", "busybox", "sleep", "30"):
         p = mc(roots, "exec", "h17u", "id", "-u")
