@@ -80,4 +80,7 @@ def apply_devices(cgroup, rules) -> None:
     """``linux.resources.devices`` on the container's cgroup (ignored by the fallback)."""
     if AVAILABLE and rules:
         from ..security import devices
-        devices.apply(cgroup, list(rules))
+        # runc appends its AllowedDevices (null, zero, full, random, urandom, tty, console, ptmx,
+        # /dev/pts/*) after the spec's rules, and clients rely on it: podman's spec denies all and
+        # names only extra devices, so without these a `podman run -t` cannot open its pty (EPERM).
+        devices.apply(cgroup, list(rules) + [r for r in devices.default_rules() if r["allow"]])
