@@ -155,6 +155,10 @@ def create_stage1(ctx, sock) -> None:
             os._exit(1)
         _die_at("child-go")
         from .. import namespaces
+        # What the container's process imports later, now: after unshare(CLONE_NEWUSER) we are the
+        # mapped uid on the host, and a checkout only root may enter (a 0700 home) is out of reach.
+        from . import hooks, mounts  # noqa: F401
+        preload(ctx.spec.process.terminal, True)
         lin = ctx.spec.linux
         joined = {ns.type: ns.path for ns in lin.namespaces if ns.path}
         fds = []
