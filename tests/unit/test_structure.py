@@ -159,3 +159,13 @@ def test_one_table_of_verbs():
     # the server's reading of `run`'s options follows the table: a new value option is skipped as one
     assert worker.foreground_run(["run", "--name", "-d", "busybox"]) is True
     assert {"--memory", "-e", "--network"} <= commands.RUN_VALUE_FLAGS and "--rm" not in commands.RUN_VALUE_FLAGS
+
+
+def test_test_files_have_unique_names():
+    """tests/ has no __init__ in its kinds' folders: two test files with one basename stop pytest's
+    collection of the whole session ("import file mismatch") — and only `make test`, which collects
+    every folder at once, would show it."""
+    from collections import Counter
+    root = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for p in root.rglob("test_*.py"))
+    assert not [n for n, c in names.items() if c > 1], names.most_common(3)
