@@ -147,6 +147,26 @@ def _prepare_fds(preserve: int) -> None:
 
 # --- create ------------------------------------------------------------------------------------------
 
+def _fork_announced(sock, stage, *args) -> int:
+    """Fork the next stage (a new PID namespace applies to children only) and tell the runtime its
+    pid *before* it runs: the child waits on a pipe, so the runtime knows whom to kill or wait for
+    even if the child fails at its first step. Returns the child's pid; the child never returns."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        if os.read(r, 1) != b"g":
+            os._exit(1)
+        os.close(r)
+        stage(*args)                 # never returns
+        os._exit(1)
+    os.close(r)
+    send(sock, "pid", pid)
+    os.write(w, b"g")
+    os.close(w)
+    return pid
+
+
 def create_stage1(ctx, sock) -> None:
     """C. Never returns."""
     try:
@@ -182,16 +202,7 @@ def create_stage1(ctx, sock) -> None:
             flags |= sc.NAMESPACE_FLAGS[kind]
         if flags:
             sc.unshare(flags)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            os.close(w)
-            if os.read(r, 1) != b"g":
-                os._exit(1)
-            os.close(r)
-            create_stage2(ctx, sock, "user" in new, "cgroup" in new, "mnt" in new)
-        send(sock, "pid", pid)
-        os.write(w, b"g")
+        _fork_announced(sock, create_stage2, ctx, sock, "user" in new, "cgroup" in new, "mnt" in new)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime
         _fail(sock, exc)
@@ -276,16 +287,7 @@ def exec_stage1(ctx, sock) -> None:
         kinds = [k for k in namespaces.KINDS if _differs(ctx.pid, k)]
         preload(ctx.process.terminal, False)
         namespaces.enter(ctx.pid, kinds)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            os.close(w)
-            if os.read(r, 1) != b"g":
-                os._exit(1)
-            os.close(r)
-            exec_stage2(ctx, sock)
-        send(sock, "pid", pid)
-        os.write(w, b"g")
+        pid = _fork_announced(sock, exec_stage2, ctx, sock)
         sock.close()
         if ctx.detach:
             os._exit(0)
