@@ -96,7 +96,9 @@ def unmasked(cfg) -> bool:
 
 
 def load_for_container() -> None:
-    """Import what :func:`in_container` and ``security.apply`` need while the host's root is ours."""
+    """Import what :func:`in_container` and ``security.apply`` need while the host's root is ours
+    (a spare's G is forked before the runtime has imported any of it)."""
+    import base64  # noqa: F401 - security.from_dict
     from .. import rootfs, syscalls  # noqa: F401
     from ..images import userdb  # noqa: F401
     from ..security import capabilities, seccomp  # noqa: F401
