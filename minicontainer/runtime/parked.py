@@ -177,4 +177,9 @@ def park_spare(image: str = "busybox") -> Parked:
         child = park(spec)
         undo.pop_all()
     child.owns_layer = True
+    # Docker's default confinement prepared now, while nobody waits (the seccomp program read from
+    # its cache, names to numbers): the request's create and start find it memoized (confine.py)
+    from .config import ContainerConfig
+    from .confine import prepared
+    prepared(ContainerConfig(image=image))
     return child
