@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 
 def main() -> None:
@@ -27,8 +28,14 @@ def main() -> None:
     ap.add_argument("--plain", action="store_true")
     ap.add_argument("-n", type=int, default=100)
     ap.add_argument("--gap", type=float, default=0.1)
-    ap.add_argument("variants", nargs=2)
+    ap.add_argument("variants", nargs="*", help="two; default: this checkout's launcher, without and "
+                                                    "with --privileged (what bench/run_all.py runs)")
     a = ap.parse_args()
+    if not a.variants:
+        mc = str(Path(__file__).resolve().parents[1] / ".venv/bin/minicontainer")
+        a.variants = [mc, f"{mc} --privileged"]
+    if len(a.variants) != 2:
+        ap.error("give two variants")
     work = tempfile.mkdtemp(prefix="mcabsec-")
     variants = {tag: shlex.split(v) for tag, v in zip("AB", a.variants)}
     envs = {}
