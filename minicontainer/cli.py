@@ -66,7 +66,9 @@ def _config(a):
                            user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
                            pids_limit=a.pids_limit, network=a.network, ports=a.publish,
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,
-                           rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search)
+                           rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search,
+                           cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged,
+                           security_opt=a.security_opt, devices=a.device)
 
 
 def _run(a):

@@ -52,6 +52,17 @@ RUN_OPTIONS = (
     (("-P", "--publish-all"), {**_T, "help": "publish the image's exposed ports"}),
     (("--dns",), {"action": "append", "default": [], "metavar": "IP"}),
     (("--dns-search",), {"action": "append", "default": [], "metavar": "DOMAIN"}),
+    (("--cap-add",), {"action": "append", "default": [], "metavar": "CAP",
+                      "help": "add a capability to Docker's default 14 (e.g. NET_ADMIN; ALL)"}),
+    (("--cap-drop",), {"action": "append", "default": [], "metavar": "CAP",
+                       "help": "drop a capability (e.g. NET_RAW; ALL: start from none)"}),
+    (("--privileged",), {**_T, "help": "DANGEROUS: every capability, no seccomp, no masked paths, "
+                                       "every device: root in the container is root on the host"}),
+    (("--security-opt",), {"action": "append", "default": [], "metavar": "OPT",
+                           "help": "no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined "
+                                   "(default: Docker's seccomp profile, no_new_privs off)"}),
+    (("--device",), {"action": "append", "default": [], "metavar": "HOST[:CTR][:rwm]",
+                     "help": "pass a host device (default: only null, zero, full, random, urandom, tty)"}),
 )
 #: --insecure-registry, for the verbs that talk to a registry
 _REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",

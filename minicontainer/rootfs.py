@@ -203,9 +203,9 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                mount_proc=mount_proc)
 
 
-def prepare_root(root: str, *, mount_proc: bool = True) -> str:
+def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> str:
     """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
-    masked and read-only paths. Returns the resolved root."""
+    masked and read-only paths (none with ``masks=False``: --privileged). Returns the resolved root."""
     root = os.path.realpath(root)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
@@ -222,20 +222,23 @@ def prepare_root(root: str, *, mount_proc: bool = True) -> str:
     # the pivot as runc does: the result is the same mounts, and here they are done before the
     # request arrives (a parked container, runtime/process.py). /sys is masked even without our own
     # /proc; /proc's paths only when we mounted it.
-    for p in MASKED_PATHS:
+    for p in MASKED_PATHS if masks else ():
         if mount_proc or p.startswith("/sys"):
             _mask(p, root)
-    if mount_proc:
+    if mount_proc and masks:
         for p in READONLY_PATHS:
             _readonly(p, root)
     return root
 
 
 def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
-               etc_files: dict[str, str] | None = None, mount_proc: bool = True) -> None:
-    """The second half of :func:`setup_root`: volumes and generated /etc files (while the host is
-    still reachable), pivot_root, and a read-only root if asked."""
+               etc_files: dict[str, str] | None = None, mount_proc: bool = True, devices=()) -> None:
+    """The second half of :func:`setup_root`: volumes, ``devices`` (host node, container path: a
+    bind mount, ``--device``) and generated /etc files (while the host is still reachable),
+    pivot_root, and a read-only root if asked."""
     volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
+    for host, target in devices:
+        _mount_on(host, root, target, None, sc.MS_BIND, create="file")
     for v in volumes:
         kind = "dir" if os.path.isdir(v.source) else "file"
         _mount_on(v.source, root, v.target, None, sc.MS_BIND | sc.MS_REC, create=kind)

@@ -288,6 +288,10 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
         d.mkdir()
     os.chmod(upper, 0o755)
     from ..rootfs import setup_root
+    from ..security import ProcessSecurity, apply, default_capabilities, default_seccomp, prepare
+    # Docker's defaults for a RUN step too (notebook 07): its 14 capabilities and seccomp profile,
+    # prepared here (the program is cached), applied as the last step before exec
+    confined = prepare(ProcessSecurity(capabilities=default_capabilities(), seccomp=default_seccomp()))
     r, w = os.pipe()
     er, ew = os.pipe()                              # setup errors: one line, then exit 125
     pid = os.fork()
@@ -318,6 +322,7 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
                     env.setdefault("HOME", "/root")
                     os.closerange(3, ew)                       # nothing of ours leaks into RUN,
                     os.closerange(ew + 1, 1 << 16)             # ew closes itself on exec (CLOEXEC)
+                    apply(confined)
                     os.execvpe(argv[0], argv, env)
                 except BaseException as exc:          # noqa: BLE001 - reported to the parent
                     os.write(ew, f"{exc}\n".encode())

@@ -10,6 +10,7 @@ container.py        ``create``: the record, the name, the image's command; the s
 start_path.py       ``start``: park, plug in the network, release, wait; ``run`` for notebooks
 parked.py           the container's first processes, made before the request (and the spare)
 standard_init.py    the code inside the new container up to exec (runc init's role)
+confine.py          notebook 07's defaults and flags: prepared at create, applied last before exec
 netattach.py        the engine's side of ``--network``: attach/detach under the lock, peers
 monitor.py          ``run -d``: the process that waits for a detached container (the shim's role)
 waiter.py           the monitor and C as bare interpreters once the container runs

@@ -35,6 +35,11 @@ class ContainerConfig:
     rm: bool = False
     dns: list[str] = factory(list)
     dns_search: list[str] = factory(list)
+    cap_add: list[str] = factory(list)
+    cap_drop: list[str] = factory(list)
+    privileged: bool = False
+    security_opt: list[str] = factory(list)
+    devices: list[str] = factory(list)
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -73,6 +78,9 @@ class ContainerConfig:
         if self.workdir is not None and not self.workdir.startswith("/"):
             raise ConfigError(f"invalid working directory {self.workdir!r}", hint="use an absolute path")
         self.limits()
+        if self.cap_add or self.cap_drop or self.privileged or self.security_opt or self.devices:
+            from .confine import fields      # Docker's defaults need no check; flags do
+            fields(self)
         from ..rootfs import parse_volume
         for v in self.volumes:
             parse_volume(v)

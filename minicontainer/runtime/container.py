@@ -69,6 +69,8 @@ def create(cfg: ContainerConfig) -> dict:
     if icfg.get("StopSignal"):              # the image's, for `stop` (docker's StopSignal)
         from .lifecycle import parse_signal
         stop_signal = parse_signal(icfg["StopSignal"])
+    from . import confine
+    security = confine.summary(cfg)      # prepared now: a bad profile fails before anything exists
     teardown.die_at("validated")
     spare = parked_for(img.id, cfg)     # made by `minicontainer serve` for such a run: take its id
     cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
@@ -81,7 +83,7 @@ def create(cfg: ContainerConfig) -> dict:
                    "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                    "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
                    "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
-                   "stop_signal": stop_signal,
+                   "stop_signal": stop_signal, "security": security,
                    "created": time.time(), "pid": None, "owner": me(), "exit_code": None,
                    "cgroup": spare.cg.name if spare else cgroup_name(cid),
                    # the layer's place is known before it exists: one write of the record, not two;
@@ -141,6 +143,9 @@ def parked_for(image_id: str, cfg):
     c = _parked
     if c is None or c.owner != os.getpid() or c.spec.get("image_id") != image_id \
             or cfg.network not in ("bridge", "none"):
+        return None
+    from .confine import is_default
+    if not is_default(cfg):         # the spare has Docker's masks and device rules: only for those
         return None
     return c
 

@@ -13,7 +13,8 @@ import os
 
 from ..errors import ExecError, MiniContainerError, exit_code, from_oserror
 from .lifecycle import running
-from .standard_init import close_inherited, import_user_db, switch_user
+from .config import ContainerConfig
+from .standard_init import close_inherited
 
 
 def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None),
@@ -26,25 +27,42 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     from ..cgroups import Cgroup
     from ..namespaces import enter
     rec = running(ref)
+    if tty:
+        from .tty import make_controlling   # before the fork: after setns the package is out of reach
     # docker: the container's user (-u of its run, else the image's User)
     user = user if user is not None else (rec["config"].get("user") or rec.get("image_user"))
     if user is not None:
         from ..images.userdb import parse_spec
         parse_spec(user)                  # a bad -u is an error here, before anything is forked
     cg = Cgroup.open(rec["cgroup"])
+    from . import confine
+    security, _ = confine.prepared(ContainerConfig.from_dict(rec["config"]))
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(err_r)
             sc.set_dumpable(False)
-            if user is not None:
-                import_user_db()          # before setns: then the container's root is ours
+            confine.load_for_container()  # before setns: then the container's root is ours
+            from ..security import apply
             cg.add(os.getpid())
             names = ["ipc", "uts", "net", "pid", "mnt"]
             if rec["config"]["network"] == "host":
                 names.remove("net")
             enter(rec["pid"], names)
+            envd = dict(e.split("=", 1) for e in rec["env"])
+            envd.update(e.split("=", 1) for e in env)
+            try:
+                os.chdir(workdir or rec["workdir"])
+            except OSError as exc:
+                raise from_oserror(exc, "chdir to working directory", workdir or rec["workdir"]) from exc
+            # Confined *before* the fork that makes the process visible in the container's PID
+            # namespace: the container's capabilities, seccomp filter, no_new_privs and user, and
+            # non-dumpable (set above; setresuid keeps it off, the default suid_dumpable is 0), so
+            # nothing in the container can ptrace it or open its /proc/PID/{exe,map_files} while it
+            # is still the host's interpreter (CVE-2019-5736's pattern). The process that stays out
+            # only waits: it needs nothing the filter denies.
+            apply(confine.in_container(security, user, envd))
             if os.fork():
                 _, status = os.waitpid(-1, 0)
                 os._exit(exit_code(status))
@@ -53,16 +71,7 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
                     os.dup2(fd, i)
             close_inherited(err_w)
             if tty:
-                from .tty import make_controlling
                 make_controlling(0)
-            envd = dict(e.split("=", 1) for e in rec["env"])
-            envd.update(e.split("=", 1) for e in env)
-            try:
-                os.chdir(workdir or rec["workdir"])
-            except OSError as exc:
-                raise from_oserror(exc, "chdir to working directory", workdir or rec["workdir"]) from exc
-            if user is not None:
-                switch_user(user, envd)
             try:
                 os.execvpe(argv[0], argv, envd)
             except FileNotFoundError:

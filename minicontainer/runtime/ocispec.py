@@ -22,6 +22,9 @@ from __future__ import annotations
 OCI_VERSION = "1.0.2"
 CPU_PERIOD_US = 100_000          # as cgroups.values: docker's and runc's CFS period
 
+#: the default nodes (rootfs.DEVICES; security.devices.default_nodes): a runtime supplies them unasked
+_DEFAULT_NODES = {(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)}
+
 _NS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "mnt": "mount", "net": "network"}
 
 
@@ -77,16 +80,32 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     if cfg.pids_limit is not None:
         resources["pids"] = {"limit": cfg.pids_limit}
     argv = list(rec["argv"])
-    return {
+    # notebook 07's fields, from the same flags our own start path confines with (confine.py)
+    from .confine import fields
+    sec = fields(cfg)
+    caps = sec["process"]["capabilities"]
+    if uid != 0:                # Docker's rule for a non-root user: no effective capabilities
+        caps = dict(caps, effective=[], ambient=[])
+    resources["devices"] = sec["linux"]["resources"]["devices"]
+    linux_sec = {"devices": [n for n in sec["linux"]["devices"] if (n["major"], n["minor"]) not in _DEFAULT_NODES]}
+    if sec["linux"].get("seccomp") is not None:
+        linux_sec["seccomp"] = sec["linux"]["seccomp"]
+    unmasked = sec["linux"]["maskedPaths"] == []
+    spec_ = {
         "ociVersion": OCI_VERSION,
         "process": {"terminal": cfg.tty, "user": {"uid": uid, "gid": gid}, "args": argv,
-                    "env": list(rec["env"]), "cwd": rec["workdir"]},
+                    "env": list(rec["env"]), "cwd": rec["workdir"], "capabilities": caps,
+                    "noNewPrivileges": sec["process"]["noNewPrivileges"]},
         "root": {"path": rootfs, "readonly": cfg.read_only},
         "hostname": cfg.hostname or rec["id"][:12],
         "mounts": mounts,
         "linux": {"namespaces": namespaces, "resources": resources,
                   "cgroupsPath": f"{cgroup_parent}/{rec['cgroup']}",
-                  "maskedPaths": list(MASKED_PATHS), "readonlyPaths": list(READONLY_PATHS)},
+                  "maskedPaths": [] if unmasked else list(MASKED_PATHS),
+                  "readonlyPaths": [] if unmasked else list(READONLY_PATHS), **linux_sec},
         "annotations": {"org.minicontainer.id": rec["id"], "org.minicontainer.name": rec["name"],
                         "org.minicontainer.image": cfg.image, "org.minicontainer.init": str(cfg.init).lower()},
     }
+    if groups:
+        spec_["process"]["user"]["additionalGids"] = list(groups)
+    return spec_

@@ -70,11 +70,14 @@ class Parked:
         except FileNotFoundError:
             pass
 
-    def release(self, rec: dict, etc: dict, stdio=(None, None, None)) -> None:
-        """G's orders: the record, the /etc files, and its stdin/stdout/stderr (``stdio``, else ours)."""
+    def release(self, rec: dict, etc: dict, stdio=(None, None, None), security: dict | None = None,
+                nodes=()) -> None:
+        """G's orders: the record, the /etc files, the prepared security settings (confine.py), the
+        ``--device`` nodes, and its stdin/stdout/stderr (``stdio``, else ours)."""
         from .. import fdpass
+        msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes)}
         try:
-            fdpass.send(self.sock, json.dumps({"rec": rec, "etc": etc}).encode(), fdpass.stdio(stdio))
+            fdpass.send(self.sock, json.dumps(msg).encode(), fdpass.stdio(stdio))
         except OSError as exc:
             self.close()                          # a live G sees EOF and ends: the pipe reaches EOF
             # G died while preparing: its line says why; else our send itself failed
@@ -118,6 +121,11 @@ def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
         cg = Cgroup.create(cgroup_name or f"mc-{os.urandom(8).hex()}", limits,
                            controllers=None if cgroup_name else {"memory", "cpu", "pids"})
         undo.callback(teardown.release_cgroup, cg)
+        # the device rules before any process joins the group (v1 files, v2 a BPF program):
+        # Docker's default unless the request's flags say otherwise (confine.device_rules)
+        from ..security import devices
+        rules = spec.get("device_rules")
+        devices.apply(cg, devices.default_rules() if rules is None else rules)
         teardown.die_at("cgroup")
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         undo.callback(a.close)
@@ -169,4 +177,9 @@ def park_spare(image: str = "busybox") -> Parked:
         child = park(spec)
         undo.pop_all()
     child.owns_layer = True
+    # Docker's default confinement prepared now, while nobody waits (the seccomp program read from
+    # its cache, names to numbers): the request's create and start find it memoized (confine.py)
+    from .config import ContainerConfig
+    from .confine import prepared
+    prepared(ContainerConfig(image=image))
     return child

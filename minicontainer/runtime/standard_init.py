@@ -125,7 +125,9 @@ def container_init(spec: dict, sock, fail) -> None:
         raise from_oserror(exc, "create the overlay's mount point", merged) from exc
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
-    root = prepare_root(merged)
+    root = prepare_root(merged, masks=not spec.get("unmask"))
+    from . import confine
+    confine.load_for_container()       # security.apply, userdb: after pivot_root they are out of reach
 
     try:
         body, fds = fdpass.recv(sock, 1 << 20, 3)
@@ -145,17 +147,14 @@ def container_init(spec: dict, sock, fail) -> None:
     if cfg.tty:
         from .tty import make_controlling   # only then: it pulls in termios and threading
     user = cfg.user or rec.get("image_user")            # -u, else the image's User
-    if user:
-        import_user_db()
-    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"])
+    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"],
+               devices=msg.get("nodes") or ())
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:
         os.chdir(rec["workdir"])
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
     env = dict(e.split("=", 1) for e in rec["env"])
-    if user:
-        switch_user(user, env)
     argv = rec["argv"]
 
     def exec_command():
@@ -169,8 +168,16 @@ def container_init(spec: dict, sock, fail) -> None:
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
     close_inherited(fail.fd)
+    # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs and
+    # the ids in security.apply's order: the last step before exec (with --init, before the init
+    # forks: PID 1 is confined as well, as Docker's tini is).
+    prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
+    if prepared is None and user:
+        switch_user(user, env)
+    if prepared is not None:
+        from ..security import apply
+        apply(prepared)
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))
     exec_command()
-

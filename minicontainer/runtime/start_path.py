@@ -68,6 +68,8 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
         child = None
     if rec.get("owner") != me():             # `start` of a created one (create wrote ours, and
         state.update(rec["id"], owner=me())  # the spare's cgroup when it took the spare's id)
+    from . import confine
+    security, _ = confine.prepared(cfg)      # memoized: create prepared it already
     with ExitStack() as undo:
         if child is None:
             child = park(dict(_spec(rec, cfg, peer), slim=detached), rec["cgroup"], cfg.limits())
@@ -101,7 +103,7 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
                 etc["/etc/resolv.conf"] = other.resolv_conf()
             net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
         teardown.die_at("network")
-        child.release(rec, etc, stdio)
+        child.release(rec, etc, stdio, security, confine.extra_nodes(cfg))
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:
             state.update(rec["id"], status="running", pid=child.gpid, runtime_pid=pid,
@@ -126,8 +128,10 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
 
 def _spec(rec: dict, cfg, peer) -> dict:
     """What the container's first processes need before the request's details: namespaces, layers."""
+    from . import confine
     own_net = cfg.network != "host" and peer is None
-    return {"cid": rec["id"], "names": ["uts", "ipc", "pid"] + (["net"] if own_net else []),
+    return {"device_rules": confine.device_rules(cfg), "unmask": confine.unmasked(cfg),
+            "cid": rec["id"], "names": ["uts", "ipc", "pid"] + (["net"] if own_net else []),
             "join_net": peer["pid"] if peer else None, "lowerdirs": rec["lowerdirs"],
             "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"]}
 

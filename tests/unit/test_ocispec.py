@@ -23,10 +23,15 @@ def test_flags_become_the_specs_fields(tmp_path):
                pids_limit="20", network="none", volumes=[f"{vol}:/data:ro"], read_only=True, tty=True)
     s = spec(rec, "/var/lib/x/merged", cgroup_parent="minicontainer")
     assert json.loads(json.dumps(s)) == s                       # config.json as is
+    caps = s["process"].pop("capabilities")
     assert s["process"] == {"terminal": True, "user": {"uid": 1000, "gid": 1001},
-                            "args": ["sh", "-c", "echo hi"], "env": ["PATH=/bin", "A=1"], "cwd": "/srv"}
+                            "args": ["sh", "-c", "echo hi"], "env": ["PATH=/bin", "A=1"], "cwd": "/srv",
+                            "noNewPrivileges": False}
+    assert caps["effective"] == [] and "CAP_CHOWN" in caps["bounding"]     # -u 1000: none effective
     assert s["root"] == {"path": "/var/lib/x/merged", "readonly": True} and s["hostname"] == "h1"
     lin = s["linux"]
+    assert lin.pop("seccomp")["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert lin["resources"].pop("devices")[0] == {"allow": False, "access": "rwm"}
     assert lin["resources"] == {"memory": {"limit": 64 << 20, "swap": 128 << 20},
                                 "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 20}}
     assert lin["cgroupsPath"] == "minicontainer/mc-abababababababab"
@@ -49,5 +54,33 @@ def test_network_modes_are_namespaces(tmp_path):
 
 def test_no_limits_no_resources_and_root_by_default(tmp_path):
     s = spec(_rec(tmp_path, network="none"), "/r")
-    assert s["linux"]["resources"] == {} and s["process"]["user"] == {"uid": 0, "gid": 0}
+    assert list(s["linux"]["resources"]) == ["devices"] and s["process"]["user"] == {"uid": 0, "gid": 0}
     assert s["hostname"] == "ab" * 6
+
+
+def test_dockers_security_defaults_and_flags_are_the_specs_fields(tmp_path):
+    """Notebook 07's fields: Docker's 14 capabilities, its seccomp profile, the device rules; each
+    flag changes its field (--privileged: all of them off)."""
+    s = spec(_rec(tmp_path, network="none"), "/r")
+    caps = s["process"]["capabilities"]
+    assert len(caps["bounding"]) == 14 and caps["effective"] == caps["permitted"] == caps["bounding"]
+    assert caps["inheritable"] == caps["ambient"] == [] and s["process"]["noNewPrivileges"] is False
+    assert "seccomp" in s["linux"] and s["linux"]["devices"] == []
+    s = spec(_rec(tmp_path, network="none", cap_drop=["ALL"], security_opt=["no-new-privileges",
+                                                                             "seccomp=unconfined"]), "/r")
+    assert s["process"]["capabilities"]["bounding"] == [] and s["process"]["noNewPrivileges"] is True
+    assert "seccomp" not in s["linux"]
+    s = spec(_rec(tmp_path, network="none", privileged=True), "/r")
+    assert "CAP_SYS_ADMIN" in s["process"]["capabilities"]["bounding"] and "seccomp" not in s["linux"]
+    assert s["linux"]["maskedPaths"] == [] and s["linux"]["resources"]["devices"] == [
+        {"allow": True, "type": "a", "access": "rwm"}]
+
+
+@pytest.mark.parametrize("flags, words", [
+    ({"cap_add": ["FLY"]}, "--cap-add FLY: unknown capability"),
+    ({"security_opt": ["label=maybe"]}, "not supported"),
+    ({"devices": ["dev/null"]}, "not an absolute path"),
+])
+def test_bad_security_flags_are_config_errors(flags, words):
+    with pytest.raises(ConfigError, match=words):
+        ContainerConfig("busybox", ["true"], **flags).validate()
