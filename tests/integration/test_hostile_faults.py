@@ -56,7 +56,11 @@ def _left(env) -> list[str]:
     out = []
     state = Path(env["MINICONTAINER_STATE_ROOT"])
     for dirpath, _, files in os.walk(state):
-        out += [os.path.join(dirpath, f) for f in files if not f.endswith(".lock")]
+        # seccomp/<key>.bpf: the compiled-profile cache (security/seccomp.py), one file per profile
+        # for every container, not a container's state — kept like the image store's layers
+        cache = os.path.basename(dirpath) == "seccomp"
+        out += [os.path.join(dirpath, f) for f in files
+                if not f.endswith(".lock") and not (cache and f.endswith(".bpf"))]
     layers = Path(env["MINICONTAINER_DATA_ROOT"], "containers")
     if layers.is_dir():
         out += [str(p) for p in layers.iterdir()]

@@ -175,7 +175,9 @@ def test_17_07_container_reaches_host_loopback(roots):
                   "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; "
                   "ip addr flush dev lo; ip route add 127.0.0.0/8 via $gw dev eth0; "
                   f"echo hostile | timeout 3 nc -w 2 127.0.0.1 {port}; true")
-        with detached(roots, "h17g", "-p", f"{_free_port()}:80", "busybox", "sleep", "30"):
+        # --privileged: the default capabilities (no NET_ADMIN, /proc/sys read-only) already stop
+        # the route changes; the host must still drop 127/8 arriving from a container that may make them
+        with detached(roots, "h17g", "--privileged", "-p", f"{_free_port()}:80", "busybox", "sleep", "30"):
             ex = mc(roots, "exec", "h17g", "sh", "-c", attack, timeout=20)
             reached = []
 
