@@ -47,6 +47,7 @@ def _cgroups() -> set[str]:
         top = Path(root, paths.CGROUP_PARENT)
         if not top.is_dir():
             continue
+        found.add(str(top))       # the parent itself: an empty one left behind is a leak too
         for dirpath, dirnames, _ in os.walk(top):
             for d in dirnames:
                 found.add(os.path.join(dirpath, d))

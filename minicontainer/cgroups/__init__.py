@@ -53,6 +53,23 @@ def default_backend(layout: Layout | None = None):
                         hint="mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)")
 
 
+def remove_empty_parents() -> list[str]:
+    """Our parent group in every mounted hierarchy — the v1 controllers, ``name=systemd`` (where the
+    OCI runtime joins, as runc does) and v2 — once no group is left below it: a group deleted by a
+    crash's cleanup, or by hand, leaves its parent behind. For ``minicontainer gc``."""
+    from pathlib import Path
+    from . import _files
+    from .layout import mount_points
+    removed = []
+    for point in mount_points():
+        parent = Path(point, _files.parent_name())
+        if parent.is_dir():
+            _files.rmdir_parent_if_empty(parent)
+            if not parent.exists():
+                removed.append(f"cgroup parent {parent}")
+    return removed
+
+
 def list_groups(backend=None) -> list[str]:
     """Names of the groups below our parent (what `minicontainer gc` looks at)."""
     return (backend or default_backend()).list_groups()

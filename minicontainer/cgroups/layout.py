@@ -42,6 +42,19 @@ class Layout:
         return {"hybrid": "v1"}.get(self.kind, self.kind)
 
 
+def mount_points(mountinfo: str | None = None) -> list[str]:
+    """Every cgroup and cgroup2 mount point, named hierarchies (``name=systemd``) included."""
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    points = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if sep and len(fields) >= 5 and rest and rest[0] in ("cgroup", "cgroup2"):
+            points.append(_unescape(fields[4]))
+    return points
+
+
 def detect_layout(mountinfo: str | None = None) -> Layout:
     """Parse ``/proc/self/mountinfo`` (or the text given) into a :class:`Layout`."""
     if mountinfo is None:

@@ -91,5 +91,7 @@ def gc() -> list[str]:
         from .. import network
         removed += network.gc()
     removed += image_store().clean_tmp()     # scratch of a pull or import killed halfway
+    from ..cgroups import remove_empty_parents
+    removed += remove_empty_parents()        # what a crash's (or a hand's) group removal left above it
     return removed
 
