@@ -98,7 +98,11 @@ def _state() -> set[str]:
     root = paths.state_root()
     if root.is_dir():
         for dirpath, _, files in os.walk(root):
-            found.update(os.path.join(dirpath, f) for f in files if not f.endswith(".lock"))
+            # seccomp/<key>.bpf: the compiled-profile cache (security/seccomp.py), one file per
+            # profile for every container — a cache like the image store, not a container's state
+            cache = os.path.relpath(dirpath, root) == "seccomp"
+            found.update(os.path.join(dirpath, f) for f in files
+                         if not f.endswith(".lock") and not (cache and f.endswith(".bpf")))
     layers = paths.data_root() / "containers"
     if layers.is_dir():
         found.update(str(p) for p in layers.iterdir())

@@ -75,9 +75,12 @@ def check_init(init) -> str:
         try:
             os.close(r)
             sc.unshare(sc.CLONE_NEWPID)
+            go_r, go_w = os.pipe()   # PID 1 starts once its pid is on the pipe: "P<pid>\n" comes first
             y = os.fork()
             if y == 0:                                   # PID 1 of the new namespace
                 try:
+                    os.close(go_w)
+                    os.read(go_r, 1)                     # EOF: the line is written
                     try:
                         payload = ("ok", init(list(_WORKLOAD)))
                     except BaseException as exc:  # noqa: BLE001 - goes back to the checker
@@ -89,7 +92,9 @@ def check_init(init) -> str:
                     os.write(w, b"R" + pickle.dumps(payload))
                 finally:
                     os._exit(0)
+            os.close(go_r)
             os.write(w, b"P%d\n" % y)
+            os.close(go_w)
             os.waitpid(y, 0)
         finally:
             os._exit(0)
