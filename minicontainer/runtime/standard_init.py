@@ -106,6 +106,9 @@ def child(spec: dict, sock, err_w) -> None:
         fail(getattr(exc, "exit_code", 125), str(exc))
     except OSError as exc:          # one not translated where it happened: still operation + errno
         fail(125, str(from_oserror(exc, "set up the container", exc.filename)))
+    except Exception as exc:        # noqa: BLE001 — a bug of ours: say so in one line, not silence
+        fail(125, f"set up the container: {type(exc).__name__}: {exc} (a bug in minicontainer: "
+                  "please report it with the command you ran)")
 
 
 def container_init(spec: dict, sock, fail) -> None:
