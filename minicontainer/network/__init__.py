@@ -322,9 +322,8 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
         for p in ports:
             f = d / f"{p.protocol}-{p.host_port}"
             if f.exists() and f.read_text() != cid:
-                raise ConflictError(f"Bind for {p.host_ip}:{p.host_port} failed: port is already allocated "
-                                    f"(published by container {f.read_text()[:12]})",
-                                    hint="choose another host port")
+                raise ConflictError(f"port {p.host_port}/{p.protocol} is already published "
+                                    f"by container {f.read_text()}", hint="choose another host port")
         for p in ports:                     # a host process listening there: ports.py
             host_ports.check_free(p)
         for p in ports:
