@@ -348,6 +348,58 @@ def test_17_17_build_run_in_a_cgroup(roots, tmp_path):
     assert pids and all(p.startswith(f"/{paths.CGROUP_PARENT}/") for p in pids), cg
 
 
+def _build(roots, tmp_path, containerfile: str, *args, timeout=60):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Containerfile").write_text(containerfile)
+    return mc(roots, "build", *args, str(ctx), timeout=timeout)
+
+
+def test_17_17_build_run_cannot_open_a_host_disk(roots, tmp_path):
+    """Item 17, run's security defaults: with CAP_MKNOD (one of Docker's 14) and no devices cgroup, a
+    RUN step made a node for the host's disk and read it. The device rules of `run` refuse both."""
+    disks = sorted(d for d in os.listdir("/sys/dev/block") if not d.startswith("7:")) or \
+        sorted(os.listdir("/sys/dev/block"))
+    major, minor = disks[0].split(":")
+    step = (f"RUN mknod /disk b {major} {minor}; "
+            "(head -c 1 /disk > /dev/null && echo read || echo refused) > /res")
+    _build(roots, tmp_path, f"FROM busybox\n{step}\n", "-t", "hostile-disk:1").check_returncode()
+    res = mc(roots, "run", "--rm", "--network", "none", "hostile-disk:1", "cat", "/res", check=0).stdout
+    assert res == "refused\n", f"a build step read the host's block device {major}:{minor}"
+
+
+def test_17_17_build_run_limits_apply(roots, tmp_path):
+    """Item 17, limits: a RUN step that eats memory under ``build --memory 16m`` is OOM-killed (137)
+    instead of taking the host's memory."""
+    p = _build(roots, tmp_path, "FROM busybox\nRUN tail /dev/zero\n", "--memory", "16m")
+    one_line_125(p, "exited with status 137")
+
+
+def test_17_17_gc_removes_a_killed_builds_cgroup(roots, tmp_path):
+    """Item 17, `gc` sees build steps: a build killed mid-RUN leaves its step's (empty) cgroup, which
+    `gc` removes like a crashed container's."""
+    from minicontainer.cgroups import Cgroup, list_groups
+    before = set(list_groups())
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM busybox\nRUN sleep 30\n")
+    build = subprocess.Popen([*MC, "build", str(ctx)], env=roots, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def step_group():
+            new = [g for g in set(list_groups()) - before if Cgroup.open(g).procs()]
+            return new[0] if new else None
+        assert wait_for(lambda: step_group() is not None, timeout=20), "no cgroup holds the RUN step"
+        group = step_group()
+    finally:
+        build.kill()                     # the step dies with it (PDEATHSIG); its group stays behind
+        build.wait(timeout=10)
+    assert wait_for(lambda: not Cgroup.open(group).procs(), timeout=10)
+    time.sleep(2.5)                      # gc takes an unrecorded group only when a few seconds old
+    out = mc(roots, "gc", timeout=60, check=0).stdout
+    assert group in out and group not in list_groups(), out
+
+
 @xfail(18, "inspect does not say a container was OOM-killed")
 def test_17_18_inspect_says_oom_killed(roots):
     p = mc(roots, "run", "--name", "h17oom", "--network", "none", "--memory", "16m", "busybox",
