@@ -207,7 +207,11 @@ def _import(a):
 
 def _build(a):
     from .images import build
-    print(build(a.context, a.tag, progress=print).image.id)
+    limits = None
+    if getattr(a, "memory", None):
+        from .cgroups import Limits
+        limits = Limits(memory=a.memory)
+    print(build(a.context, a.tag, progress=print, limits=limits).image.id)
 
 
 def _commit(a):

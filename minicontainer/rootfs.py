@@ -232,10 +232,13 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> s
 
 
 def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
-               etc_files: dict[str, str] | None = None, mount_proc: bool = True, devices=()) -> None:
+               etc_files: dict[str, str] | None = None, mount_proc: bool = True, devices=(),
+               etc_binds: dict[str, str] | None = None) -> None:
     """The second half of :func:`setup_root`: volumes, ``devices`` (host node, container path: a
     bind mount, ``--device``) and generated /etc files (while the host is still reachable),
-    pivot_root, and a read-only root if asked."""
+    pivot_root, and a read-only root if asked. ``etc_files``: container path -> text, kept on a
+    tmpfs of the container's (notebook 03); ``etc_binds``: container path -> a host file the runtime
+    keeps outside the root (the engine's way, etcfiles.py)."""
     volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
     for host, target in devices:
         _mount_on(host, root, target, None, sc.MS_BIND, create="file")
@@ -262,6 +265,15 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
             with open(src, "w") as f:
                 f.write(content)
             _mount_on(src, root, dst, None, sc.MS_BIND, create="file")
+    for dst, src in sorted((etc_binds or {}).items()):
+        try:                         # the runtime's own file: bind exactly what we opened
+            sfd = os.open(src, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise from_oserror(exc, "open the generated file", src, cls=MountError) from exc
+        try:
+            _mount_on(f"/proc/self/fd/{sfd}", root, dst, None, sc.MS_BIND, create="file")
+        finally:
+            os.close(sfd)
 
     os.chdir(root)
     sc.pivot_root(".", ".")

@@ -44,10 +44,11 @@ def import_archive(path: str | os.PathLike, name: str | None = None,
 
 def build(context_dir: str | os.PathLike, tag: str | None = None,
           progress: Callable[[str], None] | None = None, store: ImageStore | None = None,
-          no_cache: bool = False):
-    """``minicontainer build -t TAG DIR``; returns a BuildResult (``.image``, ``.steps``)."""
+          no_cache: bool = False, limits=None):
+    """``minicontainer build -t TAG DIR``; returns a BuildResult (``.image``, ``.steps``). ``limits``
+    (``cgroups.Limits``): the cgroup limits of each RUN step."""
     from .builder import build as _build
-    return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache)
+    return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache, limits=limits)
 
 
 def commit(cid: str, name: str, store: ImageStore | None = None) -> Image:

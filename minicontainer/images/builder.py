@@ -157,10 +157,12 @@ def _content_hash(paths: list[Path]) -> str:
 
 
 def build(context_dir: str | os.PathLike, tag: str | None = None, *, store: ImageStore | None = None,
-          file: str = "Containerfile", progress: Log | None = None, no_cache: bool = False) -> BuildResult:
+          file: str = "Containerfile", progress: Log | None = None, no_cache: bool = False,
+          limits=None) -> BuildResult:
     """Build ``context_dir``/Containerfile (or Dockerfile) into image ``tag``; returns the steps.
 
     ``progress`` gets one line per step (``Step 2/5 : RUN … (cached)``) and the RUN output.
+    ``limits`` (a ``cgroups.Limits``, ``build --memory``): the cgroup limits of every RUN step.
     """
     store = store or ImageStore()
     ctx = Path(context_dir)
@@ -171,11 +173,11 @@ def build(context_dir: str | os.PathLike, tag: str | None = None, *, store: Imag
         raise NotFoundError(f"build: no {file} in {ctx}", hint="write one, starting with FROM busybox")
     instrs = parse_containerfile(cf.read_text())
     with store.lock():
-        return _build(store, ctx, instrs, tag, progress or (lambda s: None), no_cache)
+        return _build(store, ctx, instrs, tag, progress or (lambda s: None), no_cache, limits)
 
 
 def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | None, log: Log,
-           no_cache: bool) -> BuildResult:
+           no_cache: bool, limits=None) -> BuildResult:
     steps: list[Step] = []
     img: Image | None = None
     for n, ins in enumerate(instrs, 1):
@@ -200,7 +202,7 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
             log(f"{head}\n ---> using cache {img.id[:12]}")
             continue
         log(head)
-        img = _execute(store, img, ins, ctx, log)
+        img = _execute(store, img, ins, ctx, log, limits)
         store.cache_put(key, img.id)
         steps.append(Step(ins, img.id, False))
         log(f" ---> {img.id[:12]}")
@@ -210,7 +212,7 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
     return BuildResult(img, steps)
 
 
-def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log) -> Image:
+def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log, limits=None) -> Image:
     cfg = json.loads(json.dumps(img.config))
     kw = ins.keyword
     if kw == "ENV":
@@ -244,7 +246,7 @@ def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Lo
                     target.parent.mkdir(parents=True, exist_ok=True)
                     copy_tree_file(s, target)
         elif kw == "RUN":
-            upper = run_step(store, img, _command(ins.args), cfg, tmp, log)
+            upper = run_step(store, img, _command(ins.args), cfg, tmp, log, limits=limits)
             layer.rmdir()
             upper.rename(layer)
         _fix_parents(layer)
@@ -273,7 +275,7 @@ def _fix_parents(layer: Path) -> None:
 # --- RUN: a container of the image so far -------------------------------------------------------
 
 def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch: Path,
-             log: Log, timeout: float = 600.0, check: bool = True) -> Path:
+             log: Log, timeout: float = 600.0, check: bool = True, limits=None) -> Path:
     """Run ``argv`` in a container of ``img``; return the fresh upper dir holding its changes.
 
     Process tree: parent → child (unshare NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET, private mounts) →
@@ -287,11 +289,30 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
     for d in (upper, work, merged):
         d.mkdir()
     os.chmod(upper, 0o755)
+    from ..cgroups import Cgroup
     from ..rootfs import setup_root
-    from ..security import ProcessSecurity, apply, default_capabilities, default_seccomp, prepare
-    # Docker's defaults for a RUN step too (notebook 07): its 14 capabilities and seccomp profile,
-    # prepared here (the program is cached), applied as the last step before exec
-    confined = prepare(ProcessSecurity(capabilities=default_capabilities(), seccomp=default_seccomp()))
+    from ..security import ProcessSecurity, apply, devices, prepare
+    from ..security.options import from_docker_flags
+    # Docker's defaults for a RUN step too (notebook 07), from the place `run` takes them (its flags
+    # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's; prepared here
+    # (the program is cached), applied as the last step before exec
+    flags = from_docker_flags()
+    confined = prepare(ProcessSecurity(capabilities=flags["process"]["capabilities"],
+                                       no_new_privileges=flags["process"]["noNewPrivileges"],
+                                       seccomp=flags["linux"].get("seccomp")))
+    # A cgroup like any container's (issue 17 item 17): named as theirs (``mc-`` + 16 hex), so `gc`
+    # removes it once empty after a crash; ``limits`` and run's device rules are in place before the
+    # step's first process joins it (the child joins before it forks PID 1). Rejected: the runtime's
+    # whole start path for a step — a record, a name and a state directory for a container that
+    # lives for one command.
+    cg = Cgroup.create(f"mc-{os.urandom(8).hex()}", limits, controllers={"memory", "cpu", "pids"})
+    with cg:                                        # destroy: kill what the step left running, rmdir
+        devices.apply(cg, devices.default_rules())
+        return _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confined, setup_root,
+                       apply)
+
+
+def _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confined, setup_root, apply):
     r, w = os.pipe()
     er, ew = os.pipe()                              # setup errors: one line, then exit 125
     pid = os.fork()
@@ -303,6 +324,7 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
             os.dup2(w, 1)
             os.dup2(w, 2)
             syscalls.set_pdeathsig(signal.SIGKILL)
+            cg.add(os.getpid())
             syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWUTS
                              | syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWNET)
             syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..errors import ConfigError, ConflictError  # noqa: F401 (re-exported for callers)
+from ..errors import ConfigError, ConflictError, MiniContainerError  # noqa: F401 (re-exported for callers)
 
 from .defaults import DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_SUBNET  # noqa: F401 (their home)
 from .records import Attachment, PortMapping  # noqa: F401 (their home)
@@ -161,42 +161,25 @@ def refresh_hosts(records) -> list[str]:
     that each lists every container leased on the bridge now — a container started later is found by
     name from one started earlier, and a removed one disappears. Returns the names updated.
 
-    The file is the container's own generated copy (a tmpfs file bind-mounted on its ``/etc/hosts``),
-    reached through ``/proc/<pid>/root`` and rewritten in place. Guard: a process whose mount namespace
-    is ours (a reused pid) is skipped, so the host's ``/etc/hosts`` is never written. Best effort: a
-    container that exits meanwhile is skipped. Rejected: a DNS server of our own (a process to keep
-    alive per bridge, for what a file does)."""
+    The file written is the runtime's own, in the container's state directory on the host, which the
+    container sees through a bind mount on its /etc/hosts (etcfiles.py, as Docker does). Nothing under
+    the container's root is opened: it controls every path there (a device node or FIFO planted at
+    /etc/hosts after unmounting ours, a symlink to the host's /etc). Best effort: a container gone
+    meanwhile is skipped. Rejected: a DNS server of our own (a process to keep alive per bridge, for
+    what a file does)."""
+    from .. import etcfiles
     named = {n: ip for ip, n in leases_named().items()}
-    own_mnt = os.stat("/proc/self/ns/mnt").st_ino
     updated = []
     for rec in records:
-        net, pid = rec.get("network") or {}, rec.get("pid")
-        if net.get("mode") != "bridge" or not pid:
+        net = rec.get("network") or {}
+        if net.get("mode") != "bridge" or not rec.get("pid"):
             continue
         att = Attachment.from_dict(net)
         att.peers = named
         try:
-            if os.stat(f"/proc/{pid}/ns/mnt").st_ino == own_mnt:
-                continue
-            # Walk /etc/hosts one component at a time with O_NOFOLLOW from the container's root: its
-            # root user could replace either with a symlink, which through /proc/<pid>/root would
-            # resolve against *our* root (the host's /etc).
-            fds = [os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
-            try:
-                fds.append(os.open("etc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[0]))
-                fds.append(os.open("hosts", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[1]))
-                text = att.hosts_file()
-                with open(fds.pop(), "r+", closefd=True) as f:
-                    if f.read() == text:
-                        continue
-                    f.seek(0)
-                    f.write(text)
-                    f.truncate()
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            updated.append(att.name)
-        except OSError:
+            if etcfiles.rewrite(rec["id"], "/etc/hosts", att.hosts_file()):
+                updated.append(att.name)
+        except MiniContainerError:
             continue
     return updated
 
@@ -277,12 +260,32 @@ def _nat_up(bridge: str, subnet: str) -> None:
     subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
         f"table ip {t} {{}}\ndelete table ip {t}\n"
         f"table ip {t} {{\n chain postrouting {{ type nat hook postrouting priority srcnat; "
-        f"ip saddr {subnet} oifname != \"{bridge}\" masquerade comment \"minicontainer\"; }}\n}}\n"))
+        f"ip saddr {subnet} oifname != \"{bridge}\" masquerade comment \"minicontainer\"; }}\n}}\n"
+        + _loopback_guard(bridge)))
     prev = paths.state_root() / "network" / f"ip_forward.{bridge}"
     fwd = Path("/proc/sys/net/ipv4/ip_forward")
     if not prev.exists():
         prev.write_text(fwd.read_text())
     fwd.write_text("1")
+
+
+def _loopback_guard(bridge: str) -> str:
+    """nft commands (idempotent: the chain is flushed and filled again) that drop what a container
+    sends from the bridge to 127.0.0.0/8 on the host — the kube-proxy fix for CVE-2020-8558. Publishing
+    on 127.0.0.1 needs ``route_localnet=1`` on the bridge (see :func:`_publish`), and that also lets
+    the kernel accept a packet *to* 127.0.0.1 arriving from the bridge: a container that routes 127/8
+    to its gateway (it needs NET_ADMIN in its own namespace, which --privileged or --cap-add gives)
+    would reach every host service bound to loopback only. Allowed through: replies of connections
+    the host made (established, related) and packets our DNAT rewrote. Only packets from our bridge
+    are matched; rejected: kube-proxy's "every interface but lo", which would judge traffic we did
+    not make."""
+    t = _nft_table(bridge)
+    return (f"add table ip {t}\n"
+            f"add chain ip {t} input {{ type filter hook input priority filter - 1; policy accept; }}\n"
+            f"flush chain ip {t} input\n"
+            f"add rule ip {t} input iifname \"{bridge}\" ip daddr 127.0.0.0/8 "
+            f"ct state != {{ established, related }} ct status & dnat == 0 drop "
+            f"comment \"minicontainer: no host loopback from containers\"\n")
 
 
 def _nat_down(bridge: str) -> None:
@@ -300,7 +303,9 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
     other namespaces; OUTPUT catches the host's own connections. For 127.0.0.1 two more things are
     needed: ``route_localnet=1`` on the bridge (else the kernel drops a packet with a loopback
     source routed out of a non-loopback device as a martian), and a MASQUERADE of 127.0.0.0/8 out
-    of the bridge (else the container would answer to 127.0.0.1, i.e. to its own ``lo``). And one
+    of the bridge (else the container would answer to 127.0.0.1, i.e. to its own ``lo``) — and
+    with route_localnet, :func:`_loopback_guard` so that a container cannot reach the host's loopback
+    services the other way. A host port something listens on already is refused (ports.py). And one
     for *hairpin* traffic, a container reaching a published port through the gateway: DNAT sends it
     back out of the same bridge, and without masquerading the server would answer the client
     directly, bypassing the host's conntrack, and the client would drop the reply (a reply from an
@@ -309,6 +314,8 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
     import subprocess
     if not ports:
         return
+    from . import ports as host_ports
+    host_ports.check_unique(ports)
     d = paths.state_root() / "network" / "ports"
     with _locked():
         d.mkdir(parents=True, exist_ok=True)
@@ -317,6 +324,8 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
             if f.exists() and f.read_text() != cid:
                 raise ConflictError(f"port {p.host_port}/{p.protocol} is already published "
                                     f"by container {f.read_text()}", hint="choose another host port")
+        for p in ports:                     # a host process listening there: ports.py
+            host_ports.check_free(p)
         for p in ports:
             (d / f"{p.protocol}-{p.host_port}").write_text(cid)
     rules = []
@@ -325,6 +334,8 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
         rules.append(f"{match}{p.protocol} dport {p.host_port} dnat to {ip}:{p.container_port}")
     body = "; ".join(rules)
     t = f"{_nft_table(bridge)}_{cid[:12]}"
+    # the guard first (a bridge made by an older version has none), then route_localnet
+    subprocess.run(["nft", "-f", "-"], check=True, text=True, input=_loopback_guard(bridge))
     Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1")
     subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
         f"table ip {t} {{\n"

@@ -87,10 +87,14 @@ class ContainerConfig:
         if self.network not in ("none", "host") or self.ports:
             from .. import network
             network.parse_mode(self.network)
-            for p in self.ports:
-                network.parse_publish(p)
+            published = [network.parse_publish(p) for p in self.ports]
             if self.ports and self.network != "bridge":
                 raise ConfigError("-p needs --network bridge")
+            if published:
+                from ..network import ports
+                ports.check_unique(published)
+                for p in published:
+                    ports.check_address(p)
         return self
 
     def limits(self):

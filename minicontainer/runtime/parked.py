@@ -72,7 +72,7 @@ class Parked:
 
     def release(self, rec: dict, etc: dict, stdio=(None, None, None), security: dict | None = None,
                 nodes=()) -> None:
-        """G's orders: the record, the /etc files, the prepared security settings (confine.py), the
+        """G's orders: the record, the /etc files (container path -> host file to bind), the prepared security settings (confine.py), the
         ``--device`` nodes, and its stdin/stdout/stderr (``stdio``, else ours)."""
         from .. import fdpass
         msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes)}

@@ -150,7 +150,7 @@ def container_init(spec: dict, sock, fail) -> None:
     if cfg.tty:
         from .tty import make_controlling   # only then: it pulls in termios and threading
     user = cfg.user or rec.get("image_user")            # -u, else the image's User
-    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_files=msg["etc"],
+    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"],
                devices=msg.get("nodes") or ())
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:

@@ -103,6 +103,10 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
                 etc["/etc/resolv.conf"] = other.resolv_conf()
             net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
         teardown.die_at("network")
+        # the /etc files in the container's state directory, bind-mounted by G (etcfiles.py): a later
+        # refresh writes our file, never a path inside the container's root
+        from .. import etcfiles
+        etc = etcfiles.write(rec["id"], etc)
         child.release(rec, etc, stdio, security, confine.extra_nodes(cfg))
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:
