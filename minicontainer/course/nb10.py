@@ -1,6 +1,7 @@
 """Checks for notebook 10's exercises (containers across hosts: VXLAN by hand).
 
-Both checks build the notebook's two-host lab with ``ip`` (named network namespaces, so that the
+Exercise 10.1 (a warm-up) decodes frames the checker crafts. The two build checks (10.2, 10.3)
+build the notebook's two-host lab with ``ip`` (named network namespaces, so that the
 learner can reach them with ``ip netns exec`` or pyroute2's ``NetNS``): hosts ``mcx10h1-TAG`` and
 ``mcx10h2-TAG`` joined by a veth underlay (``ul0`` on each side), on each host a bridge ``br0``
 with a VXLAN device ``vx0`` as a port (VNI 4210, UDP 4789, learning off, proxy on — Docker's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -63,6 +65,45 @@ sys.exit(1)
 '''
 
 
+def _frame(vni: int, inner_src: bytes, inner_dst: bytes, *, ihl: int = 5, proto: int = 17,
+           dport: int = 4789, ethertype: bytes = b"\x08\x00") -> bytes:
+    """An Ethernet frame as it crosses the underlay: outer Ethernet, IPv4 (``ihl`` words, options
+    zero-filled), UDP, VXLAN, and an inner Ethernet frame carrying 28 bytes of IPv4 + ICMP."""
+    inner = inner_dst + inner_src + b"\x08\x00" + bytes(28)
+    vxlan = bytes([0x08, 0, 0, 0]) + vni.to_bytes(3, "big") + b"\x00"
+    udp = struct.pack("!HHHH", random.randrange(49152, 65536), dport, 8 + len(vxlan) + len(inner), 0)
+    ip = bytearray(ihl * 4)
+    ip[0] = 0x40 | ihl
+    struct.pack_into("!H", ip, 2, len(ip) + len(udp) + len(vxlan) + len(inner))
+    ip[8], ip[9] = 64, proto
+    ip[12:20] = bytes([10, 231, 242, 1, 10, 231, 242, 2])
+    return bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + ethertype + bytes(ip) + udp + vxlan + inner
+
+
+def _mac(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b)
+
+
+@exercise("10.1")
+def check_decode_vxlan(decode_vxlan) -> str:
+    """Warm-up: frames with random VNIs and MACs, one with IPv4 options (the IPv4 header length is
+    not always 20), and frames that are not VXLAN (another UDP port, TCP, ARP)."""
+    cases = []
+    for ihl in (5, 5, 7):
+        vni = random.randrange(1, 1 << 24)
+        src, dst = bytes([2, 0x42]) + os.urandom(4), bytes([2, 0x42]) + os.urandom(4)
+        cases.append((_frame(vni, src, dst, ihl=ihl), (vni, _mac(src), _mac(dst)), f"IPv4 header of {ihl * 4} bytes"))
+    some = (bytes(6), bytes(6))
+    cases += [(_frame(4200, *some, dport=53), None, "UDP to port 53"),
+              (_frame(4200, *some, proto=6), None, "TCP"),
+              (_frame(4200, *some, ethertype=b"\x08\x06"), None, "an ARP frame")]
+    for frame, want, what in cases:
+        got = decode_vxlan(frame)
+        if (tuple(got) if isinstance(got, (tuple, list)) else got) != want:
+            raise ExerciseFailed(f"{what}: expected {want}, got {got!r}")
+    return "3 VXLAN frames decoded (VNI, inner MACs; one with IPv4 options), 3 other frames → None"
+
+
 def _is_mount(path: str) -> bool:
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == path for line in f)
@@ -90,7 +131,7 @@ def ping(ns: str, dst: str, tries: int = 3) -> bool:
 
 
 def peer_entries(host: str, peer_underlay: str, ip: str, mac: str) -> None:
-    """What exercise 10.1 asks for, done for the other direction by the checker."""
+    """What exercise 10.2 asks for, done for the other direction by the checker."""
     _run("bridge", "fdb", "append", mac, "dev", "vx0", "dst", peer_underlay, ns=host)
     _run("ip", "neigh", "add", ip, "lladdr", mac, "dev", "vx0", "nud", "permanent", ns=host)
 
@@ -136,7 +177,7 @@ def two_hosts(underlay_mtu: int = 1500):
             subprocess.run(["umount", "/run/netns"], capture_output=True)
 
 
-@exercise("10.1")
+@exercise("10.2")
 def check_add_peer(add_peer) -> str:
     """Build exercise: host 2 already knows host 1's container; the learner's
     add_peer(host, peer_underlay, ip, mac) must teach host 1 where container 2 lives. Graded by a
@@ -159,7 +200,7 @@ def check_add_peer(add_peer) -> str:
     return f"{ADDRS[0]} on host 1 pings {ADDRS[1]} on host 2 through VNI {VNI} over the underlay"
 
 
-@exercise("10.2")
+@exercise("10.3")
 def check_fix_mtu(fix_mtu) -> str:
     """Build exercise: an underlay whose MTU is not 1500; the container still has 1500, so large
     packets vanish on the way. The learner's fix_mtu(host, container) must set the container's eth0

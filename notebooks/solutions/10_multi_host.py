@@ -1,6 +1,27 @@
 """Solutions to notebook 10's exercises. Each block is self-contained (its own imports)."""
 
 # %% Exercise 10.1
+import struct
+
+
+def decode_vxlan(frame: bytes) -> tuple[int, str, str] | None:
+    """(VNI, inner source MAC, inner destination MAC) of a VXLAN frame, else None."""
+    if frame[12:14] != b"\x08\x00":                        # outer EtherType: IPv4
+        return None
+    ihl = (frame[14] & 0x0F) * 4                             # IPv4 header length, options included
+    if frame[14 + 9] != 17:                                  # protocol: UDP
+        return None
+    udp = 14 + ihl
+    if struct.unpack("!H", frame[udp + 2:udp + 4])[0] != 4789:
+        return None
+    vxlan = udp + 8
+    vni = int.from_bytes(frame[vxlan + 4:vxlan + 7], "big")
+    inner = frame[vxlan + 8:]
+    mac = lambda b: ":".join(f"{x:02x}" for x in b)          # noqa: E731
+    return vni, mac(inner[6:12]), mac(inner[0:6])
+
+
+# %% Exercise 10.2
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -19,7 +40,7 @@ def add_peer(host: str, peer_underlay: str, ip: str, mac: str) -> None:
         pool.submit(entries).result()
 
 
-# %% Exercise 10.2
+# %% Exercise 10.3
 import subprocess
 
 

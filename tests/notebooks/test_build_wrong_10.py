@@ -20,32 +20,32 @@ def _in(ns, *cmd):
 
 
 def _fdb_only(host, peer_underlay, ip, mac):
-    """10.1 without the neighbour entry: with proxy on, vx0 answers no ARP for the peer."""
+    """10.2 without the neighbour entry: with proxy on, vx0 answers no ARP for the peer."""
     _in(host, "bridge", "fdb", "append", mac, "dev", "vx0", "dst", peer_underlay)
 
 
 def _neigh_only(host, peer_underlay, ip, mac):
-    """10.1 without the FDB entry: the frame for the peer's MAC has nowhere to go."""
+    """10.2 without the FDB entry: the frame for the peer's MAC has nowhere to go."""
     _in(host, "ip", "neigh", "add", ip, "lladdr", mac, "dev", "vx0", "nud", "permanent")
 
 
 def _docker_default(host, container):
-    """10.2 with Docker's 1450, whatever the underlay."""
+    """10.3 with Docker's 1450, whatever the underlay."""
     _in(container, "ip", "link", "set", "eth0", "mtu", "1450")
 
 
 def _too_small(host, container):
-    """10.2 with a safe-looking but too small MTU (the VXLAN headers counted twice)."""
+    """10.3 with a safe-looking but too small MTU (the VXLAN headers counted twice)."""
     mtu = int(subprocess.run(["ip", "netns", "exec", host, "cat", "/sys/class/net/ul0/mtu"],
                              check=True, capture_output=True, text=True).stdout)
     _in(container, "ip", "link", "set", "eth0", "mtu", str(mtu - 100))
 
 
 @pytest.mark.parametrize("ex_id, wrong, says", [
-    ("10.1", _fdb_only, "neighbour table"),
-    ("10.1", _neigh_only, "no FDB entry"),
-    ("10.2", _docker_default, "lost on the way"),
-    ("10.2", _too_small, "too small"),
+    ("10.2", _fdb_only, "neighbour table"),
+    ("10.2", _neigh_only, "no FDB entry"),
+    ("10.3", _docker_default, "lost on the way"),
+    ("10.3", _too_small, "too small"),
 ], ids=lambda v: getattr(v, "__name__", v) if callable(v) else v)
 def test_wrong_mechanism_fails(ex_id, wrong, says):
     result = evaluate(ex_id, wrong)
