@@ -109,6 +109,7 @@ class Lab:
         import ipaddress
         if n != 2:
             raise ValueError("the lab builds two hosts")
+        self._left: dict | None = None       # what close() found; set once it ran
         self.dir = Path(tempfile.mkdtemp(prefix="mclab-"))
         os.chmod(self.dir, 0o700)
         net = ipaddress.IPv4Network(underlay)
@@ -151,13 +152,26 @@ class Lab:
                 ns.link("set", index=idx, state="up")
 
     def close(self) -> dict:
-        left = {}
+        """Remove everything, once. A second call returns the first answer: by then the hosts'
+        processes have ended and the kernel may have given their pids to other processes, whose
+        network namespaces ``nsenter --net=/proc/<pid>/ns/net`` would enter (and run ``gc`` in)."""
+        if self._left is not None:
+            return self._left
+        left, error = {}, None
         for h in self.hosts:
             try:
-                left[h.name] = h.clean()
+                if h.proc.poll() is None:           # alive and not reaped: its pid is still its own
+                    left[h.name] = h.clean()
+                else:
+                    left[h.name] = [f"host process {h.pid} ended before the lab was closed"]
+            except Exception as exc:  # noqa: BLE001 — the next host is still cleaned and ended
+                error = error or exc
             finally:
                 h.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._left = left
+        if error is not None:
+            raise error
         return left
 
     def __enter__(self) -> "Lab":
