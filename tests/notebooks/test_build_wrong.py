@@ -15,6 +15,20 @@ from minicontainer.course import evaluate
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="exercise checks touch the kernel: need root")
 
 
+def _hostname_without_uts(hostname, workdir):
+    """00.3 without --uts: the hostname command renames the caller's UTS namespace (the machine's)."""
+    import subprocess
+    return subprocess.Popen(["unshare", "--ipc", "--net", "sh", "-c", 'hostname "$1" && exec sleep 60',
+                             "box", hostname], cwd=workdir).pid
+
+
+def _box_without_cwd(hostname, workdir):
+    """00.3 with the namespaces and hostname right but the working directory left as it was."""
+    import subprocess
+    return subprocess.Popen(["unshare", "--uts", "--ipc", "--net", "sh", "-c",
+                             'hostname "$1" && exec sleep 60', "box", hostname]).pid
+
+
 def _no_proc(hostname):
     """01.4 without mounting a new /proc: ps inside would still list the host's processes."""
     import signal
@@ -88,6 +102,8 @@ def _waits_for_own_child_only(argv):
 
 
 WRONG = [
+    ("00.3", _hostname_without_uts, "renames the machine"),
+    ("00.3", _box_without_cwd, "working directory"),
     ("01.4", _no_proc, "/proc"),
     ("02.3", _limit_not_joined, "cgroup.procs"),
     ("03.3", _chroot_only, "breakout"),
