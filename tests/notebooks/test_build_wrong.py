@@ -29,6 +29,29 @@ def _box_without_cwd(hostname, workdir):
                              'hostname "$1" && exec sleep 60', "box", hostname]).pid
 
 
+def _download_unverified(url, headers, digest, dest):
+    """09.1 without the digest check: a flipped byte is kept."""
+    import shutil
+    import urllib.request
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp, \
+            open(dest, "wb") as out:
+        shutil.copyfileobj(resp, out)
+
+
+def _download_leaves_file(url, headers, digest, dest):
+    """09.1 that checks the digest only after writing dest, and leaves the bad file there."""
+    import hashlib
+    import urllib.request
+    h = hashlib.sha256()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp, \
+            open(dest, "wb") as out:
+        while chunk := resp.read(1 << 16):
+            h.update(chunk)
+            out.write(chunk)
+    if "sha256:" + h.hexdigest() != digest:
+        raise ValueError("digest mismatch")
+
+
 def _no_proc(hostname):
     """01.4 without mounting a new /proc: ps inside would still list the host's processes."""
     import signal
@@ -111,6 +134,8 @@ WRONG = [
     ("04.1", _lowers_reversed, "top"),
     ("05.3", _no_route, "default route"),
     ("06.3", _waits_for_own_child_only, "zombie"),
+    ("09.1", _download_unverified, "was accepted"),
+    ("09.1", _download_leaves_file, "remove what you wrote"),
 ]
 
 
