@@ -356,7 +356,8 @@ def _decompressed(f) -> tuple[object, bool]:
     zstd needs the PyPI package ``zstandard`` (Python 3.11's standard library has no zstd)."""
     head = f.peek(4)[:4] if hasattr(f, "peek") else b""
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb"), True
+        from .gunzip import GunzipReader
+        return GunzipReader(f), True
     if head == ZSTD_MAGIC:
         try:
             import zstandard
