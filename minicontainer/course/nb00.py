@@ -75,3 +75,169 @@ def check_cgroup_layout(cgroup_layout) -> str:
         if got != expected:
             raise ExerciseFailed(f"{label}: expected {expected!r}, got {got!r}")
     return f"{len(cases)} mount tables classified, this host: {cases['this host'][1]}"
+
+
+_BOX_NAMESPACES = ("uts", "ipc", "net")
+
+
+def _call_in_x(func, *args, before=None, timeout: float = 20.0):
+    """Call ``func(*args)`` in a throwaway child X of ours and keep X alive until the returned
+    ``done()`` is called; X then kills the pid it returned and reaps everything it started.
+
+    Returns (X's pid, the function's result, done). The answer comes back length-prefixed: a process
+    the learner forks inherits the pipe's write end, so EOF would never come."""
+    import pickle
+    import select
+    import signal
+
+    res_r, res_w = os.pipe()
+    done_r, done_w = os.pipe()
+    x = os.fork()
+    if x == 0:
+        code = 0
+        try:
+            os.close(res_r)
+            os.close(done_w)
+            try:
+                if before is not None:
+                    before()
+                payload = ("ok", func(*args))
+            except BaseException as exc:  # noqa: BLE001 - goes back to the checker
+                code = 1
+                try:
+                    pickle.dumps(exc)
+                    payload = ("err", exc)
+                except Exception:  # noqa: BLE001
+                    payload = ("err", RuntimeError(repr(exc)))
+            blob = pickle.dumps(payload)
+            os.write(res_w, len(blob).to_bytes(8, "big") + blob)
+            os.close(res_w)
+            os.read(done_r, 1)
+            if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
+                try:
+                    os.kill(payload[1], signal.SIGKILL)
+                except OSError:
+                    pass
+            while True:                       # reap whatever the learner's function started
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+        finally:
+            os._exit(code)
+    os.close(res_w)
+    os.close(done_r)
+
+    def done():
+        try:
+            os.write(done_w, b"d")
+            os.close(done_w)
+        except OSError:
+            pass
+        os.close(res_r)
+        os.waitpid(x, 0)
+
+    try:
+        ready, _, _ = select.select([res_r], [], [], timeout)
+        if not ready:
+            os.kill(x, signal.SIGKILL)
+            raise ExerciseFailed(f"the function did not return within {timeout:.0f} s")
+        data = b""
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
+            chunk = os.read(res_r, 65536)
+            if not chunk:
+                raise ExerciseFailed("the process calling the function died without an answer")
+            data += chunk
+    except BaseException:
+        done()
+        raise
+    kind, value = pickle.loads(data[8:])
+    if kind == "err":
+        done()
+        raise value
+    return x, value, done
+
+
+def _hostname_in(pid: int) -> str:
+    """The hostname process ``pid`` sees: join its UTS namespace in a child and ask there."""
+    import socket
+
+    from . import run_in_child
+    from .. import syscalls as sc
+
+    def inside():
+        fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY)
+        sc.setns(fd, sc.CLONE_NEWUTS)
+        os.close(fd)
+        return socket.gethostname()
+    return run_in_child(inside)
+
+
+def _box_problems(pid: int, x: int, name: str, workdir: str) -> list[str]:
+    """What the kernel shows that is not yet a box; [] when it is one."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        caller = _links(x)
+        theirs = _links(pid)
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        devices = [line.split(":")[0].strip() for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]]
+    except (FileNotFoundError, ProcessLookupError):
+        return [f"process {pid} is gone: start one that keeps running (sleep), and return its pid"]
+    if state == "Z":
+        return [f"process {pid} has exited (a zombie): start one that keeps running (sleep)"]
+    problems = []
+    shared = [n for n in _BOX_NAMESPACES if theirs.get(n) == caller.get(n)]
+    if shared:
+        problems.append(f"process {pid} still shares {shared} with the process that called start_box "
+                        f"(/proc/{pid}/ns/… equals /proc/{x}/ns/…)"
+                        + (": a hostname set without a new uts namespace renames the machine"
+                           if "uts" in shared else ""))
+    if os.path.realpath(cwd) != os.path.realpath(workdir):
+        problems.append(f"its working directory (/proc/{pid}/cwd) is {cwd}, expected {workdir}")
+    if devices != ["lo"]:
+        problems.append(f"/proc/{pid}/net/dev lists {devices[:6]}: a new net namespace has only lo")
+    if "uts" not in shared:
+        seen = _hostname_in(pid)
+        if seen != name:
+            problems.append(f"the hostname inside its uts namespace is {seen!r}, expected {name!r}")
+    return problems
+
+
+@exercise("00.3")
+def check_start_box(start_box) -> str:
+    """Build exercise: start_box(hostname, workdir) must leave a process running with new uts, ipc and
+    net namespaces, the hostname set inside, and its working directory set. Graded from /proc only.
+
+    The learner's function runs in a throwaway child X that has its own uts namespace first: a
+    hostname set without a new namespace renames X's copy, not the machine, and the check says so.
+    X kills and reaps what the function started, so nothing outlives the check."""
+    import random
+    import shutil
+    import tempfile
+
+    from .. import syscalls as sc
+
+    host = os.uname().nodename
+    name = f"box-{random.randrange(16**6):06x}"
+    workdir = tempfile.mkdtemp(prefix="mc00-box-")
+    try:
+        x, pid, done = _call_in_x(start_box, name, workdir, before=lambda: sc.unshare(sc.CLONE_NEWUTS))
+        try:
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not os.path.exists(f"/proc/{pid}"):
+                raise ExerciseFailed(f"expected the pid of a running process, got {pid!r}")
+            deadline = time.monotonic() + 3       # the process may still be on its way (unshare, sh, exec)
+            while True:
+                problems = _box_problems(pid, x, name, workdir)
+                if not problems or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if problems:
+                raise ExerciseFailed("; ".join(problems))
+        finally:
+            done()
+        if os.uname().nodename != host:
+            raise ExerciseFailed(f"this machine's hostname changed to {os.uname().nodename!r}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return (f"process {pid}: new {'/'.join(_BOX_NAMESPACES)} namespaces, hostname {name}, cwd {workdir}, "
+            f"only lo in its network; the notebook's hostname is still {host}")

@@ -7,7 +7,8 @@ The runtime (notebook 06) calls :class:`ImageStore` (``ensure_busybox``, ``get``
 (layers and images on disk), :mod:`.importer` (archives, safe extraction), :mod:`.builder`.
 Registries (notebook 09): :mod:`.reference` (names), :mod:`.registry` (the v2 protocol on
 http.client), :mod:`.pull`, :mod:`.push`, :mod:`.export` (save), :mod:`.credentials` (login),
-:mod:`.progress`, :mod:`.userdb` (``-u NAME``), :mod:`.commands` (the CLI's image verbs).
+:mod:`.progress`, :mod:`.userdb` (``-u NAME``), :mod:`.commands` (the CLI's image verbs),
+:mod:`.gunzip` (layers' inflate), :mod:`.lab` (a throwaway registry on 127.0.0.1 for the notebook and tests).
 """
 
 from __future__ import annotations

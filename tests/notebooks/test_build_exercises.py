@@ -14,7 +14,7 @@ import pytest
 from minicontainer.course import notebooks as nbs
 
 NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-NOTEBOOKS = [p for p in nbs.numbered_notebooks(NB_DIR) if p.name[:2] != "00"]
+NOTEBOOKS = nbs.numbered_notebooks(NB_DIR)
 
 
 def _prose_before(cells: list, index: int) -> str:

@@ -15,6 +15,43 @@ from minicontainer.course import evaluate
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="exercise checks touch the kernel: need root")
 
 
+def _hostname_without_uts(hostname, workdir):
+    """00.3 without --uts: the hostname command renames the caller's UTS namespace (the machine's)."""
+    import subprocess
+    return subprocess.Popen(["unshare", "--ipc", "--net", "sh", "-c", 'hostname "$1" && exec sleep 60',
+                             "box", hostname], cwd=workdir).pid
+
+
+def _box_without_cwd(hostname, workdir):
+    """00.3 with the namespaces and hostname right but the working directory left as it was."""
+    import subprocess
+    return subprocess.Popen(["unshare", "--uts", "--ipc", "--net", "sh", "-c",
+                             'hostname "$1" && exec sleep 60', "box", hostname]).pid
+
+
+def _download_unverified(url, headers, digest, dest):
+    """09.1 without the digest check: a flipped byte is kept."""
+    import shutil
+    import urllib.request
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp, \
+            open(dest, "wb") as out:
+        shutil.copyfileobj(resp, out)
+
+
+def _download_leaves_file(url, headers, digest, dest):
+    """09.1 that checks the digest only after writing dest, and leaves the bad file there."""
+    import hashlib
+    import urllib.request
+    h = hashlib.sha256()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp, \
+            open(dest, "wb") as out:
+        while chunk := resp.read(1 << 16):
+            h.update(chunk)
+            out.write(chunk)
+    if "sha256:" + h.hexdigest() != digest:
+        raise ValueError("digest mismatch")
+
+
 def _no_proc(hostname):
     """01.4 without mounting a new /proc: ps inside would still list the host's processes."""
     import signal
@@ -88,6 +125,8 @@ def _waits_for_own_child_only(argv):
 
 
 WRONG = [
+    ("00.3", _hostname_without_uts, "renames the machine"),
+    ("00.3", _box_without_cwd, "working directory"),
     ("01.4", _no_proc, "/proc"),
     ("02.3", _limit_not_joined, "cgroup.procs"),
     ("03.3", _chroot_only, "breakout"),
@@ -95,6 +134,8 @@ WRONG = [
     ("04.1", _lowers_reversed, "top"),
     ("05.3", _no_route, "default route"),
     ("06.3", _waits_for_own_child_only, "zombie"),
+    ("09.1", _download_unverified, "was accepted"),
+    ("09.1", _download_leaves_file, "remove what you wrote"),
 ]
 
 
