@@ -172,8 +172,8 @@ def extract_layer(tar: tarfile.TarFile, dest: str | os.PathLike, *, layer: str =
         if m.isreg():
             total += m.size
             if total > max_bytes:
-                raise ImageError(f"layer {layer}: entry {m.name!r}: more than the limit of {max_bytes} "
-                                 "bytes of content", hint=_LIMIT_HINT)
+                raise ImageError(f"layer {layer}: entry {m.name!r}: the content exceeds {max_bytes} bytes "
+                                 "(the size limit)", hint=_LIMIT_HINT)
             _remove_existing(path, keep_dir=False)
             src = tar.extractfile(m)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
