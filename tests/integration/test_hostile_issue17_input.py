@@ -117,6 +117,11 @@ def test_17_13_huge_argv_env_rejected_early(roots, what):
     p = mc(roots, "run", "--rm", "--network", "none", *args)
     one_line_125(p, "too long")
     nothing_left(roots)
+    # just under the limit (120 KB, carried twice in the release to PID 1): delivered whole
+    args = ["-e", f"BIG={big[0]}", "busybox", "sh", "-c", 'echo ${#BIG} $#', "sh", big[0]] \
+        if what == "env" else ["busybox", "sh", "-c", 'echo ${#1} $#', "sh", big[0], big[0]]
+    p = mc(roots, "run", "--rm", "--network", "none", *args)
+    assert (p.returncode, p.stdout) == (0, f"{60 << 10} {1 if what == 'env' else 2}\n"), p.stderr
 
 
 @pytest.mark.parametrize("dst", ["/sys", "/dev", "/dev/pts", "/etc/hosts", "/etc/resolv.conf"])
