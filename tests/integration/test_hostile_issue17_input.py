@@ -67,6 +67,15 @@ def test_17_09_oci_index_names_itself(roots, tmp_path):
     one_line_125(_bounded(roots, "import", str(arc), "hostile-self:1"))
 
 
+def test_17_09_directory_layout_with_a_fifo(roots, tmp_path):
+    # an OCI layout as a directory whose index.json is a fifo: opening it would wait for a writer
+    lay = tmp_path / "layout"
+    lay.mkdir()
+    (lay / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    os.mkfifo(lay / "index.json")
+    one_line_125(_bounded(roots, "import", str(lay), "hostile-fifo:1"), "index.json")
+
+
 # --- item 10: config and manifest values of the wrong shape --------------------------------------
 _LAYER = layer_tar([tar_member("f", b"x")])
 BAD = {
