@@ -39,8 +39,10 @@ class Volume:
     readonly: bool = False
 
 
+#: the files the runtime generates and mounts over the image's (engine, OCI bundles' usual mounts)
+GENERATED_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 #: what the runtime mounts itself: a trailing "/" means the directory and everything below it
-RUNTIME_MOUNTS = ("/proc/", "/sys/", "/dev/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+RUNTIME_MOUNTS = ("/proc/", "/sys/", "/dev/", *GENERATED_FILES)
 
 
 def parse_volume(spec: str) -> Volume:
@@ -114,7 +116,10 @@ def open_in_root(root: str, path: str, *, create: str | None = None) -> int:
 
 
 def _mount_on(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
-    """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd."""
+    """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd. A
+    generated /etc file's path that is a symlink in the image is replaced first (:func:`_unlink_symlink`)."""
+    if target in GENERATED_FILES:
+        _unlink_symlink(root, target)
     try:
         fd = open_in_root(root, target, create=create)
     except OSError as exc:
@@ -291,7 +296,6 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
             src = os.path.join(stash, str(i))
             with open(src, "w") as f:
                 f.write(content)
-            _unlink_symlink(root, dst)
             _mount_on(src, root, dst, None, sc.MS_BIND, create="file")
 
     os.chdir(root)

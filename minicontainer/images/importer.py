@@ -290,11 +290,11 @@ def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
     layers at once, so a failure in the third leaves nothing of the first two. ``max_bytes`` (None:
     MINICONTAINER_MAX_LAYER_SIZE or 8 GiB) caps its content; ``sizes`` gets the content's bytes."""
     import io as _io
-    if max_bytes is None:
-        max_bytes = size_limit("MINICONTAINER_MAX_LAYER_SIZE", MAX_LAYER_BYTES)
     raw = _io.BufferedReader(_Reader(fileobj, on_read), 1 << 20)
     data, _ = _decompressed(raw)
     hashed = _Reader(data)
+    if max_bytes is None:
+        max_bytes = size_limit("MINICONTAINER_MAX_LAYER_SIZE", MAX_LAYER_BYTES)
     tmp = store.tmpdir("import-")
     try:
         diff = tmp / "diff"
