@@ -39,6 +39,12 @@ class Volume:
     readonly: bool = False
 
 
+#: the files the runtime generates and mounts over the image's (engine, OCI bundles' usual mounts)
+GENERATED_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+#: what the runtime mounts itself: a trailing "/" means the directory and everything below it
+RUNTIME_MOUNTS = ("/proc/", "/sys/", "/dev/", *GENERATED_FILES)
+
+
 def parse_volume(spec: str) -> Volume:
     """Parse docker's ``SRC:DST[:ro|rw]``. SRC must exist on the host and be absolute; DST absolute."""
     parts = spec.split(":")
@@ -54,10 +60,13 @@ def parse_volume(spec: str) -> Volume:
     dst = "/" + os.path.normpath(dst).lstrip("/")
     if dst == "/":
         raise ConfigError(f"bad volume {spec!r}", hint="cannot mount a volume over /")
-    if dst == "/proc" or dst.startswith("/proc/"):
-        # the runtime mounts a fresh /proc (and masks parts of it); a volume there would hide or undo that
-        raise ConfigError(f"bad volume {spec!r}: {dst} is the container's /proc",
-                          hint="mount the volume somewhere else, e.g. /mnt")
+    for own in RUNTIME_MOUNTS:
+        if dst == own or own.endswith("/") and (dst + "/").startswith(own):
+            # The runtime mounts these itself (a fresh /proc, /sys and /dev, with masks and read-only
+            # parts; the generated /etc files after the volumes): a volume there would hide or undo
+            # them, or make the runtime write its files into the host directory (/dev/.mc-etc).
+            raise ConfigError(f"bad volume {spec!r}: {dst} is the runtime's own mount "
+                              f"({own.rstrip('/')})", hint="mount the volume somewhere else, e.g. /mnt")
     if not os.path.exists(src):
         raise NotFoundError(f"volume source {src} does not exist", hint="create it on the host first")
     return Volume(os.path.realpath(src), dst, mode == "ro")
@@ -107,7 +116,10 @@ def open_in_root(root: str, path: str, *, create: str | None = None) -> int:
 
 
 def _mount_on(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
-    """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd."""
+    """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd. A
+    generated /etc file's path that is a symlink in the image is replaced first (:func:`_unlink_symlink`)."""
+    if target in GENERATED_FILES:
+        _unlink_symlink(root, target)
     try:
         fd = open_in_root(root, target, create=create)
     except OSError as exc:
@@ -229,6 +241,29 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> s
         for p in READONLY_PATHS:
             _readonly(p, root)
     return root
+
+
+def _unlink_symlink(root: str, path: str) -> None:
+    """An image's /etc/resolv.conf (or hosts, hostname) that is a symlink (systemd-resolved's
+    ``../run/systemd/resolve/stub-resolv.conf``) is removed from the container's own layer, so that
+    the generated file is mounted at the path itself. Following it was rejected: its target is the
+    container's to choose (a host path, once we follow it before pivot_root). Its parent is opened
+    with every symlink refused (:func:`open_in_root`); only the last component is unlinked."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    try:
+        pfd = open_in_root(root, parent or "/")
+    except (OSError, RootfsError):
+        return                                    # _mount_on reports it
+    try:
+        if stat.S_ISLNK(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
+            os.unlink(name, dir_fd=pfd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise from_oserror(exc, "replace the symlink", os.path.join(root, path.lstrip("/")),
+                           cls=MountError) from exc
+    finally:
+        os.close(pfd)
 
 
 def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,

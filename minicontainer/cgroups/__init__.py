@@ -132,6 +132,10 @@ class Cgroup:
         """``cpu_usage_usec, memory_current, memory_peak, pids_current, oom_kills`` (None: unavailable)."""
         return self.backend.stats(self.name)
 
+    def oom_kills(self) -> int | None:
+        """How many of the group's processes the OOM killer ended (None: no memory controller)."""
+        return self.backend.oom_kills(self.name)
+
     def freeze(self) -> None:
         self.backend.freeze(self.name)
 

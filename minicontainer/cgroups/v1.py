@@ -166,6 +166,12 @@ class V1Backend:
                          if "memory" in self.mounts else None,
         }
 
+    def oom_kills(self, name: str) -> int | None:
+        """memory.oom_control's ``oom_kill`` (kernel ≥ 4.13); None without the memory controller."""
+        if "memory" not in self.mounts:
+            return None
+        return f.read_keyed(self.file(name, "memory.oom_control")).get("oom_kill")
+
     def _state(self, name: str) -> str:
         return f.read(self.file(name, "freezer.state")).strip()
 

@@ -129,6 +129,10 @@ class V2Backend:
             "oom_kills": f.read_keyed(d / "memory.events").get("oom_kill"),
         }
 
+    def oom_kills(self, name: str) -> int | None:
+        """memory.events' ``oom_kill``: processes of the group (and below) the OOM killer ended."""
+        return f.read_keyed(self.dir(name) / "memory.events").get("oom_kill")
+
     def frozen(self, name: str) -> bool:
         return f.read_keyed(self.file(name, "cgroup.events")).get("frozen") == 1
 

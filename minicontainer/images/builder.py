@@ -139,8 +139,31 @@ def _copy_sources(context: Path, args: str) -> tuple[list[Path], str]:
             raise ConfigError(f"COPY {s}: outside the build context {ctx}")
         if not p.exists():
             raise NotFoundError(f"COPY {s}: no such file in the build context {ctx}")
+        _refuse_special(p, s)
         srcs.append(p)
     return srcs, words[-1]
+
+
+def _refuse_special(p: Path, given: str) -> None:
+    """COPY takes regular files, directories and symlinks: a fifo would block the build forever
+    (reading it for the cache key, with the image store locked), a device or socket is the host's.
+    Checked with lstat inside a directory: nothing of the context is followed or opened."""
+    def bad(path: str, mode: int) -> bool:
+        return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+    mode = p.stat().st_mode
+    found = str(p) if bad(str(p), mode) else None          # p is resolved: not a symlink
+    if found is None and stat.S_ISDIR(mode):
+        for dirpath, dirnames, filenames in os.walk(p):
+            for name in (*dirnames, *filenames):
+                q = os.path.join(dirpath, name)
+                if bad(q, os.lstat(q).st_mode):
+                    found = q
+                    break
+            if found:
+                break
+    if found:
+        raise ConfigError(f"COPY {given}: {found} is not a regular file or directory (a fifo, socket "
+                          "or device)", hint="only files, directories and symlinks can be copied")
 
 
 def _content_hash(paths: list[Path]) -> str:

@@ -41,10 +41,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import ImageError, from_oserror
+from .archive import Archive, norm as _norm, read_archive
 from .overlay import make_opaque, make_whiteout
-from .store import Image, ImageStore, _rmtree
+from .store import Image, ImageStore, _rmtree, normalize_ref
 
-MAX_LAYER_BYTES = 8 << 30        #: 8 GiB of file content per layer
+MAX_LAYER_BYTES = 8 << 30        #: 8 GiB of file content per layer (MINICONTAINER_MAX_LAYER_SIZE)
+MAX_IMAGE_BYTES = 16 << 30       #: 16 GiB for all layers of one import (MINICONTAINER_MAX_IMAGE_SIZE)
+_LIMIT_HINT = "a tar bomb? if not, raise MINICONTAINER_MAX_LAYER_SIZE / MINICONTAINER_MAX_IMAGE_SIZE (e.g. 32g)"
 MAX_LAYER_ENTRIES = 1_000_000
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -180,7 +183,8 @@ def extract_layer(tar: tarfile.TarFile, dest: str | os.PathLike, *, layer: str =
         if m.isreg():
             total += m.size
             if total > max_bytes:
-                raise _refuse(layer, m.name, f"the layer exceeds {max_bytes} bytes (a tar bomb?)")
+                raise ImageError(f"layer {layer}: entry {m.name!r}: the content exceeds {max_bytes} bytes "
+                                 "(the size limit)", hint=_LIMIT_HINT)
             _remove_existing(path, keep_dir=False)
             src = tar.extractfile(m)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -240,112 +244,8 @@ def _apply_meta(path: str, m: tarfile.TarInfo) -> None:
     os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
 
 
-# --- reading archives ---------------------------------------------------------------------------
-
-class _Archive:
-    """A docker-save or OCI-layout archive, as a tarball (possibly gzip) or a directory."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ImageError(f"import {self.path}: no such file or directory")
-        self.tar = None
-        if self.path.is_file():
-            try:
-                self.tar = tarfile.open(self.path, "r:*")
-                self.members = {_norm(m.name): m for m in self.tar.getmembers()}
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise ImageError(f"import {self.path}: not a tar archive ({exc})",
-                                 hint="expected `docker save` output or an OCI image layout") from exc
-
-    def has(self, name: str) -> bool:
-        if self.tar is not None:
-            return name in self.members
-        return (self.path / name).is_file()
-
-    def size(self, name: str) -> int:
-        return self.members[name].size if self.tar is not None else (self.path / name).stat().st_size
-
-    def open(self, name: str):
-        name = _norm(name)
-        if ".." in name.split("/") or name.startswith("/"):
-            raise ImageError(f"import {self.path}: manifest names {name!r} outside the archive")
-        try:
-            if self.tar is not None:
-                m = self.members[name]
-                while m.issym() or m.islnk():        # skopeo/docker may link identical blobs
-                    m = self.members[_norm(posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
-                                           if m.issym() else m.linkname)]
-                return self.tar.extractfile(m)
-            p = (self.path / name).resolve()
-            if not p.is_relative_to(self.path.resolve()):
-                raise ImageError(f"import {self.path}: {name!r} points outside the archive")
-            return open(p, "rb")
-        except KeyError:
-            raise ImageError(f"import {self.path}: {name!r} is missing from the archive") from None
-
-    def json(self, name: str):
-        with self.open(name) as f:
-            try:
-                return json.load(f)
-            except ValueError as exc:
-                raise ImageError(f"import {self.path}: {name} is not valid JSON ({exc})") from exc
-
-    def close(self):
-        if self.tar is not None:
-            self.tar.close()
-
-
-def _norm(name: str) -> str:
-    return "/".join(p for p in name.split("/") if p not in ("", "."))
-
-
-def _blob(digest: str) -> str:
-    algo, _, hexd = digest.partition(":")
-    return f"blobs/{algo}/{hexd}"
-
-
-def _oci_manifest(arc: _Archive, tag: str | None) -> tuple[dict, str | None]:
-    index = arc.json("index.json")
-    manifests = index.get("manifests") or []
-    while True:
-        if not manifests:
-            raise ImageError(f"import {arc.path}: index.json lists no manifest")
-        chosen = manifests[0]
-        if tag:
-            named = [m for m in manifests if (m.get("annotations") or {}).get(
-                "org.opencontainers.image.ref.name") == tag]
-            chosen = named[0] if named else chosen
-        else:
-            amd = [m for m in manifests if (m.get("platform") or {}).get("architecture") in (None, "amd64")]
-            chosen = amd[0] if amd else chosen
-        ref = (chosen.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-        doc = arc.json(_blob(chosen["digest"]))
-        if "manifests" in doc:                     # an image index (multi-platform): descend
-            manifests, tag = doc["manifests"], None
-            continue
-        return doc, ref
-
-
-def read_archive(arc: _Archive, tag: str | None = None) -> tuple[list[str], dict, list[str | None], str | None]:
-    """(layer blob names bottom first, image config JSON, expected diff_ids, the archive's own tag)."""
-    if arc.has("manifest.json"):
-        mans = arc.json("manifest.json")
-        man = mans[0]
-        if tag:
-            man = next((m for m in mans if any(t == tag or t.endswith(":" + tag)
-                                               for t in m.get("RepoTags") or [])), man)
-        cfg = arc.json(man["Config"])
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [None] * len(man["Layers"])
-        own = (man.get("RepoTags") or [None])[0]
-        return list(man["Layers"]), cfg, list(diff_ids), own
-    if arc.has("index.json") or arc.has("oci-layout"):
-        man, own = _oci_manifest(arc, tag)
-        cfg = arc.json(_blob(man["config"]["digest"]))
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or [None] * len(man["layers"])
-        return [_blob(layer["digest"]) for layer in man["layers"]], cfg, list(diff_ids), own
-    raise ImageError(f"import {arc.path}: neither manifest.json (docker save) nor index.json (OCI layout)",
-                     hint="make one with `docker save`, `skopeo copy … docker-archive:` or `umoci`")
+# --- reading archives: archive.py -------------------------------------------------------------
+_Archive = Archive            # the name notebooks and older code use
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -369,7 +269,7 @@ def _decompressed(f) -> tuple[object, bool]:
 
 
 def import_layer(store: ImageStore, fileobj, *, label: str, expected: str | None = None,
-                 on_read: Callable[[int], None] | None = None, max_bytes: int = MAX_LAYER_BYTES,
+                 on_read: Callable[[int], None] | None = None, max_bytes: int | None = None,
                  max_entries: int = MAX_LAYER_ENTRIES) -> str:
     """Unpack one (maybe gzip) layer tar into the store; returns its id (sha256 of the tar)."""
     tmp, digest = unpack_layer(store, fileobj, label=label, expected=expected, on_read=on_read,
@@ -380,24 +280,42 @@ def import_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
         _rmtree(tmp)
 
 
+def size_limit(var: str, default: int) -> int:
+    """A size limit a user can raise: ``var`` in the environment (bytes, or with k/m/g/t), else
+    ``default``. Docker has none; a 317 KB gzip that expands to 300 MB is why we do."""
+    raw = os.environ.get(var, "").strip().lower()
+    if not raw:
+        return default
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    num, mult = (raw[:-1], units[raw[-1]]) if raw[-1:] in units else (raw.removesuffix("b"), 1)
+    if not num.isdigit() or len(num) > 18:
+        raise ImageError(f"{var}={raw[:40]!r} is not a size", hint="use bytes or a number with k, m, g or t")
+    return int(num) * mult
+
+
 def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None = None,
-                 on_read: Callable[[int], None] | None = None, max_bytes: int = MAX_LAYER_BYTES,
-                 max_entries: int = MAX_LAYER_ENTRIES) -> tuple[Path, str]:
+                 on_read: Callable[[int], None] | None = None, max_bytes: int | None = None,
+                 max_entries: int = MAX_LAYER_ENTRIES, sizes: list | None = None) -> tuple[Path, str]:
     """Unpack one layer (gzip, zstd or plain tar) into a scratch dir of the store, not yet in it:
     returns (scratch dir holding ``diff/``, sha256 of the tar). The caller commits it with
     ``store.add_layer_dir(tmp / "diff", digest=…)`` and removes ``tmp`` — a pull commits all its
-    layers at once, so a failure in the third leaves nothing of the first two."""
+    layers at once, so a failure in the third leaves nothing of the first two. ``max_bytes`` (None:
+    MINICONTAINER_MAX_LAYER_SIZE or 8 GiB) caps its content; ``sizes`` gets the content's bytes."""
     import io as _io
     raw = _io.BufferedReader(_Reader(fileobj, on_read, hashing=False), 1 << 20)
     data, _ = _decompressed(raw)
     hashed = _Reader(data)
+    if max_bytes is None:
+        max_bytes = size_limit("MINICONTAINER_MAX_LAYER_SIZE", MAX_LAYER_BYTES)
     tmp = store.tmpdir("import-")
     try:
         diff = tmp / "diff"
         diff.mkdir(mode=0o755)
         try:
             with tarfile.open(fileobj=hashed, mode="r|", bufsize=1 << 20) as tar:
-                extract_layer(tar, diff, layer=label, max_bytes=max_bytes, max_entries=max_entries)
+                n = extract_layer(tar, diff, layer=label, max_bytes=max_bytes, max_entries=max_entries)
+            if sizes is not None:
+                sizes.append(n)
             digest = hashed.drain()
             while raw.read(1 << 20):                # the compressed stream's end (its digest check)
                 pass
@@ -423,31 +341,55 @@ def unpack_layer(store: ImageStore, fileobj, *, label: str, expected: str | None
 
 
 def import_archive(path: str | os.PathLike, name: str | None = None, *, store: ImageStore | None = None,
-                   progress: Progress | None = None, tag: str | None = None,
-                   max_bytes: int = MAX_LAYER_BYTES, max_entries: int = MAX_LAYER_ENTRIES) -> Image:
+                   progress: Progress | None = None, tag: str | None = None, max_bytes: int | None = None,
+                   max_entries: int = MAX_LAYER_ENTRIES, max_total: int | None = None) -> Image:
     """Import a docker-save or OCI-layout archive as image ``name`` (default: the archive's own tag).
 
     ``progress(label, done_bytes, total_bytes)`` is called as each layer's (compressed) bytes are
-    read — :class:`TextProgress` prints a bar; the notebook passes an ipywidgets one.
+    read — :class:`TextProgress` prints a bar; the notebook passes an ipywidgets one. ``max_bytes``
+    caps each layer's content, ``max_total`` all of them (None: MINICONTAINER_MAX_LAYER_SIZE and
+    MINICONTAINER_MAX_IMAGE_SIZE, else 8 and 16 GiB).
+
+    All or nothing: the name is checked first, every layer is unpacked into scratch space, and only
+    then are the layers and the image committed, together, under the store's lock (held only for
+    those renames: never across a read of the archive). Before, a rejected second layer kept the
+    first, and ``import good.tar 'Bad Tag!'`` kept an unnamed image.
     """
     store = store or ImageStore()
-    arc = _Archive(path)
+    if name is not None:
+        normalize_ref(name)                          # a bad NAME: before anything is read
+    arc = Archive(path)
+    scratch: list[tuple[Path, str]] = []
     try:
+        img_name, c, layers = _unpack_all(store, arc, path, name, progress, tag, max_bytes, max_entries,
+                                          max_total, scratch)
         with store.lock():
-            return _import(store, arc, path, name, progress, tag, max_bytes, max_entries)
+            ids = [store.add_layer_dir(tmp / "diff", digest=digest, source=f"import {label}")
+                   for (tmp, digest), label in zip(scratch, layers)]
+            return store.add_image(ids, c, name=img_name)
     finally:
         arc.close()
+        for tmp, _ in scratch:
+            _rmtree(tmp)
 
 
-def _import(store: ImageStore, arc: _Archive, path, name: str | None, progress: Progress | None,
-            tag: str | None, max_bytes: int, max_entries: int) -> Image:
+def _unpack_all(store: ImageStore, arc: Archive, path, name: str | None, progress: Progress | None,
+                tag: str | None, max_bytes: int | None, max_entries: int, max_total: int | None,
+                scratch: list) -> tuple[str, dict, list[str]]:
+    """Check the archive, unpack each layer into ``scratch`` (appended as it exists, so the caller
+    removes it whatever happens): (image name, its config, the layers' labels)."""
     layers, cfg, diff_ids, own = read_archive(arc, tag)
     if not name and not own:
         raise ImageError(f"import {path}: the archive names no image", hint="give a NAME")
     name = name or own.removeprefix("docker.io/library/")
+    normalize_ref(name)                              # the archive's own tag, checked as a NAME is
+    c = cfg.get("config") or cfg.get("Config") or {}
+    c = dict(c, Created=cfg.get("created"))         # the store keeps its keys
+    per_layer = size_limit("MINICONTAINER_MAX_LAYER_SIZE", MAX_LAYER_BYTES) if max_bytes is None else max_bytes
+    left = size_limit("MINICONTAINER_MAX_IMAGE_SIZE", MAX_IMAGE_BYTES) if max_total is None else max_total
     total = sum(arc.size(_norm(b)) if arc.tar is None or _norm(b) in arc.members else 0 for b in layers)
     done_before = 0
-    ids = []
+    labels = []
     for i, blob in enumerate(layers):
         short = blob.rsplit("/", 1)[-1][:12] if blob.startswith("blobs/") else blob
         label = f"{i + 1}/{len(layers)} {short}"
@@ -455,14 +397,17 @@ def _import(store: ImageStore, arc: _Archive, path, name: str | None, progress: 
         if progress:
             def cb(n, _base=done_before, _label=label):
                 progress(_label, _base + n, total)
+        sizes: list[int] = []
         with arc.open(blob) as f:
-            ids.append(import_layer(store, f, label=label, expected=diff_ids[i] if i < len(diff_ids) else None,
-                                    on_read=cb, max_bytes=max_bytes, max_entries=max_entries))
+            scratch.append(unpack_layer(store, f, label=label, expected=diff_ids[i] if i < len(diff_ids) else None,
+                                        on_read=cb, max_bytes=min(per_layer, left), max_entries=max_entries,
+                                        sizes=sizes))
+        left -= sizes[0] if sizes else 0
+        labels.append(label)
         done_before += arc.size(_norm(blob)) if arc.tar is None or _norm(blob) in arc.members else 0
     if progress:
         progress("done", total, total)
-    c = cfg.get("config") or cfg.get("Config") or {}
-    return store.add_image(ids, dict(c, Created=cfg.get("created")), name=name)   # the store keeps its keys
+    return name, c, labels
 
 
 class TextProgress:
@@ -485,7 +430,7 @@ class TextProgress:
 
 def iter_layer_names(path: str | os.PathLike) -> Iterator[str]:
     """The names of the layer blobs of an archive, bottom first (for the notebook's tour)."""
-    arc = _Archive(path)
+    arc = Archive(path)
     try:
         yield from read_archive(arc)[0]
     finally:

@@ -222,6 +222,12 @@ class ImageStore:
         for lid in layers:
             if not self.has_layer(lid):
                 raise ImageError(f"add image: layer {lid[:12]} is not in the store {self.root}")
+        from .archive import check_config        # wrong types (Env: [1, 2]) fail here, not at run
+        if config is not None and not isinstance(config, dict):
+            raise ImageError("add image: the image config is not a JSON object")
+        check_config(config or {}, "add image")
+        if name:
+            normalize_ref(name)                   # a bad name: before the image record exists
         cfg = _clean_config(config)
         import hashlib  # lazily: off the start path of `run`
         iid = hashlib.sha256(json.dumps({"layers": layers, "config": cfg}, sort_keys=True)
@@ -250,6 +256,10 @@ class ImageStore:
         """Image id for a name (``busybox``, ``busybox:latest``), ``NAME@sha256:…`` (a manifest
         digest it was pulled by), ``sha256:…`` (a manifest digest or an image id) or an id prefix."""
         refs = self._refs()
+        if ref.startswith("sha256:") and not re.fullmatch(r"[0-9a-f]{4,64}", ref[7:]):
+            # an empty (or short) hex part would prefix-match every image: `run sha256:` ran one
+            raise ConfigError(f"invalid reference format: {ref!r}",
+                              hint="sha256: needs at least 4 hex digits of an image id or digest")
         if "@" in ref or ref.startswith("sha256:"):
             from .reference import parse
             digests = self._digests()
@@ -311,10 +321,11 @@ class ImageStore:
         tmp = self.tmpdir("busybox-")
         try:
             busybox.build_rootfs(tmp / "rootfs")
-            lid = self.add_layer_dir(tmp / "rootfs", source=f"busybox {bb_digest[:16]}")
+            with self.lock():                   # layer and image at once: gc sweeps unnamed layers
+                lid = self.add_layer_dir(tmp / "rootfs", source=f"busybox {bb_digest[:16]}")
+                return self.add_image([lid], dict(DEFAULT_CONFIG), name="busybox")
         finally:
             _rmtree(tmp)
-        return self.add_image([lid], dict(DEFAULT_CONFIG), name="busybox")
 
     # --- removal --------------------------------------------------------------------------------
     def users(self, image_id: str) -> list[str]:
@@ -363,8 +374,10 @@ class ImageStore:
         out += self.prune(images=False)
         return out
 
-    def prune(self, *, images: bool = True) -> list[str]:
-        """Remove unnamed images (``images=True``), stale cache entries and unused layers."""
+    def prune(self, *, images: bool = True, min_age: float = 0.0) -> list[str]:
+        """Remove unnamed images (``images=True``), stale cache entries and unused layers (``gc``:
+        ``images=False``, only layers older than ``min_age`` seconds — what a crash between a layer
+        and its image left; every writer commits both under this lock)."""
         out = []
         with self.lock():
             used_imgs = set(self._refs().values()) | set(self._digests().values())
@@ -382,12 +395,15 @@ class ImageStore:
                     rec.unlink()
                     out.append(f"deleted: {iid[:12]}")
                     continue
-                keep_layers.update(json.loads(rec.read_text())["layers"])
+                try:
+                    keep_layers.update(json.loads(rec.read_text())["layers"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    return out                  # an unreadable image record: keep every layer
             for entry in (self.root / "cache").iterdir():
                 if not (self.root / "images" / f"{entry.read_text().strip()}.json").exists():
                     entry.unlink()
             for ldir in (self.root / "layers").iterdir():
-                if ldir.name not in keep_layers:
+                if ldir.name not in keep_layers and time.time() - ldir.stat().st_mtime >= min_age:
                     _rmtree(ldir)
                     out.append(f"deleted layer: {ldir.name[:12]}")
         return out

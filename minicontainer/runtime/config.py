@@ -13,6 +13,15 @@ from .._record import asdict, factory, record
 
 from ..errors import ConfigError
 
+#: what a container's command and -e values may add up to, in bytes (each word + its NUL). Linux
+#: guarantees execve at least this much (ARG_MAX is a quarter of the stack limit, never below 32
+#: pages); past it the command fails at exec, or sooner: the release message to PID 1 (parked.py)
+#: carries both twice, and failed with "Message too long" once the container existed.
+MAX_ARGS_BYTES = 128 << 10
+
+#: RFC 1123 host name labels, as Docker checks --hostname; 64 bytes is the kernel's (__NEW_UTS_LEN)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
 
 @record
 class ContainerConfig:
@@ -75,6 +84,16 @@ class ContainerConfig:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.name):
                 raise ConfigError(f"invalid container name {self.name!r}",
                                   hint="letters, digits, '_', '.', '-'; at most 63 characters")
+        if self.hostname is not None:
+            import re
+            if len(self.hostname) > 64 or not re.fullmatch(rf"{_LABEL}(?:\.{_LABEL})*", self.hostname):
+                raise ConfigError(f"invalid hostname {self.hostname!r}",
+                                  hint="RFC 1123: letters, digits and '-' in dot-separated labels, "
+                                       "at most 64 characters")
+        size = sum(len(w.encode(errors="surrogateescape")) + 1 for w in (*self.command, *self.env))
+        if size > MAX_ARGS_BYTES:
+            raise ConfigError(f"the command and environment are too long ({size} bytes)",
+                              hint=f"at most {MAX_ARGS_BYTES} bytes; pass large data in a file (-v)")
         if self.workdir is not None and not self.workdir.startswith("/"):
             raise ConfigError(f"invalid working directory {self.workdir!r}", hint="use an absolute path")
         self.limits()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExecError, MiniContainerError, exit_code, from_oserror
+from ..errors import ConflictError, ExecError, MiniContainerError, exit_code, from_oserror
 from .lifecycle import running
 from .config import ContainerConfig
 from .standard_init import close_inherited
@@ -35,6 +35,12 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
         from ..images.userdb import parse_spec
         parse_spec(user)                  # a bad -u is an error here, before anything is forked
     cg = Cgroup.open(rec["cgroup"])
+    # A frozen group freezes whatever joins it: the child would hang in D state at its first
+    # instruction, holding the caller forever. Docker refuses the same way (exit 125). The group's
+    # own state is asked too: a pause by hand (or by another runtime) leaves the record "running".
+    if rec["status"] == "paused" or cg.frozen:
+        raise ConflictError(f"exec in container {rec['name'] or rec['id'][:12]}: container is paused",
+                            hint="unpause it first (`minicontainer unpause`)")
     from . import confine
     security, _ = confine.prepared(ContainerConfig.from_dict(rec["config"]))
     err_r, err_w = os.pipe2(os.O_CLOEXEC)

@@ -68,6 +68,7 @@ def gc() -> list[str]:
             continue
         if rec.get("pid") and state.alive(rec["pid"], rec.get("start_time")):
             continue
+        oom = teardown.oom_killed(name=rec.get("cgroup"))
         if teardown.release_cgroup_named(rec.get("cgroup")):
             removed.append(f"cgroup {rec['cgroup']}")
         if teardown.has_own_network(rec):
@@ -75,7 +76,7 @@ def gc() -> list[str]:
             if rec.get("network"):
                 removed.append(f"network {rec['id'][:12]}")
         gone = (rec.get("config") or {}).get("rm") or rec.get("status") == "created"
-        teardown.finish(rec, 137, gone)
+        teardown.finish(rec, 137, gone, oom_killed=oom)
         removed.append(f"state {rec['id'][:12]}" if gone else f"process of {rec['id'][:12]} (marked stopped)")
     known = {r["id"] for r in state.all_records()}
     removed += [f"name {n} (no container record)" for n in state.remove_stale_names()]
@@ -91,6 +92,8 @@ def gc() -> list[str]:
         from .. import network
         removed += network.gc()
     removed += image_store().clean_tmp()     # scratch of a pull or import killed halfway
+    if (paths.data_root() / "layers").is_dir():  # layers no image names (a crash between the two)
+        removed += image_store().prune(images=False, min_age=10.0)
     from ..cgroups import remove_empty_parents
     removed += remove_empty_parents()        # what a crash's (or a hand's) group removal left above it
     return removed

@@ -14,8 +14,8 @@ from ..errors import ConflictError, ContainerError, MiniContainerError, NotFound
 from . import state, teardown
 
 
-def live(ref: str) -> dict:
-    rec = state.find(ref)
+def live(ref: str, *, broken_ok: bool = False) -> dict:
+    rec = state.find(ref, broken_ok=broken_ok)
     if rec["status"] in ("running", "paused") and not state.alive(rec.get("pid"), rec.get("start_time")):
         rec["status"] = "stopped"
     return rec
@@ -103,7 +103,7 @@ def unpause(ref: str) -> None:
 
 
 def remove(ref: str, force: bool = False) -> str:
-    rec = live(ref)
+    rec = live(ref, broken_ok=True)          # a broken record can always be removed
     if rec["status"] in ("running", "paused"):
         if not force:
             raise ConflictError(f"container {rec['name']} is {rec['status']}",
@@ -124,7 +124,35 @@ def list_containers(all: bool = False) -> list[dict]:
 
 
 def inspect(ref: str) -> dict:
-    return live(ref)
+    """The record, with Docker's ``State`` (a broken record: its stand-in, to show what is wrong)."""
+    rec = live(ref, broken_ok=True)
+    if rec["status"] != "broken":
+        rec["State"] = docker_state(rec)
+    return rec
+
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"          # Docker's (Go's) zero time.Time
+
+
+def _rfc3339(t) -> str:
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+        return _ZERO_TIME
+    import datetime
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(
+        timespec="microseconds").replace("+00:00", "Z")
+
+
+def docker_state(rec: dict) -> dict:
+    """``docker inspect``'s State from a record: Status (created, running, paused, exited), Running,
+    Paused, OOMKilled (memory.events' / memory.oom_control's oom_kill, read by teardown.finish before
+    the group went), Pid (0 unless it runs), ExitCode, StartedAt and FinishedAt (RFC 3339, UTC)."""
+    st = rec["status"]
+    up = st in ("running", "paused")
+    return {"Status": "exited" if st == "stopped" else st, "Running": up, "Paused": st == "paused",
+            "Restarting": False, "OOMKilled": bool(rec.get("oom_killed")), "Dead": False,
+            "Pid": rec.get("pid") or 0 if up else 0, "ExitCode": rec.get("exit_code") or 0,
+            "Error": "", "StartedAt": _rfc3339(rec.get("started")),
+            "FinishedAt": _rfc3339(rec.get("finished")) if st == "stopped" else _ZERO_TIME}
 
 
 def stats(ref: str) -> dict:

@@ -129,6 +129,13 @@ def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
         teardown.die_at("cgroup")
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         undo.callback(a.close)
+        # The release is one message: room for MAX_ARGS_BYTES twice (config and argv/env) next to
+        # the image's own config. wmem_max (~208 KiB) is too small for that, and root may force a
+        # bigger buffer (the kernel doubles it: ~1 MiB, G's receive buffer, standard_init.py).
+        try:
+            a.setsockopt(_socket.SOL_SOCKET, 32, 512 << 10)       # SO_SNDBUFFORCE (not in _socket)
+        except OSError:
+            pass                          # no CAP_NET_ADMIN: the default; a bigger release fails in one line
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:

@@ -56,6 +56,32 @@ def switch_user(user: str, env: dict) -> None:
         raise from_oserror(exc, f"switch to user {user}") from exc
 
 
+def make_workdir(path: str, user: str | None, fail) -> None:
+    """A missing working directory (``-w``, the image's WorkingDir) is made, as Docker does, owned by
+    the container's user; then entered. We are past pivot_root: the root is the container's, so
+    neither ``..`` nor an absolute symlink of the image leads out of it (the host's root is detached),
+    and only the components that were missing are made and handed to the user."""
+    uid = gid = 0
+    if user:
+        from ..images.userdb import resolve_user
+        try:
+            uid, gid, _groups, _home = resolve_user(user, "/")
+        except Exception:                       # noqa: BLE001 - the user's own error comes at its switch
+            pass
+    cur = "/"
+    try:
+        for part in [p for p in path.split("/") if p]:
+            cur = os.path.join(cur, part)
+            try:
+                os.mkdir(cur, 0o755)
+            except FileExistsError:
+                continue
+            os.chown(cur, uid, gid, follow_symlinks=False)
+        os.chdir(path)
+    except OSError as exc:
+        fail(125, f"create working directory {cur}: {exc.strerror}")
+
+
 def import_user_db() -> None:
     """Load the modules ``switch_user`` needs while the host's root is still ours."""
     from .. import rootfs  # noqa: F401 - userdb opens /etc/passwd with rootfs.open_in_root
@@ -155,6 +181,8 @@ def container_init(spec: dict, sock, fail) -> None:
     sc.sethostname(cfg.hostname or rec["id"][:12])
     try:
         os.chdir(rec["workdir"])
+    except FileNotFoundError:
+        make_workdir(rec["workdir"], user, fail)
     except OSError as exc:
         fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
     env = dict(e.split("=", 1) for e in rec["env"])

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
-from ..errors import NotFoundError, from_oserror
+from ..errors import ContainerError, NotFoundError, from_oserror
 
 _ROOT_HINT = "the state root must be writable by root (MINICONTAINER_STATE_ROOT moves it)"
 
@@ -65,40 +65,116 @@ def update(cid: str, **changes) -> dict:
         return rec
 
 
-def read(cid: str) -> dict:
+class BrokenRecordError(ContainerError):
+    """A record that is not what this runtime writes (truncated, hand-edited, another version's)."""
+
+    def __init__(self, cid: str, why: str):
+        self.cid, self.why = cid, why
+        super().__init__(f"container {cid[:12]}: its record {root() / cid / 'state.json'} is broken ({why})",
+                         hint="remove it with `minicontainer rm` or `minicontainer gc`")
+
+
+#: what every record has, with its type; and the types of the optional keys the runtime reads
+_REQUIRED = {"id": str, "status": str, "config": dict}
+_OPTIONAL = {"name": (str, type(None)), "pid": (int, type(None)), "start_time": (str, type(None)),
+             "owner": (list, type(None)), "cgroup": (str, type(None)), "argv": list, "env": list,
+             "exit_code": (int, type(None)), "network": (dict, type(None)), "workdir": str}
+
+
+def _why_broken(rec, cid: str) -> str | None:
+    """What is wrong with a parsed record (None: nothing). Every reader gets a record of the right
+    shape or this answer: before, a ``[]`` or ``{}`` in state.json made ps, inspect, rm and gc end in
+    a traceback (KeyError, TypeError), and gc could not repair what it could not read."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    for key, t in _REQUIRED.items():
+        if not isinstance(rec.get(key), t):
+            return f"{key!r} missing or not a {t.__name__}"
+    if rec["id"] != cid:
+        return "its id is not its directory's name"
+    if rec["status"] not in STATES:
+        return f"unknown status {rec['status'][:20]!r}"
+    if not isinstance(rec["config"].get("image"), str):
+        return "config has no image"
+    for key, t in _OPTIONAL.items():
+        if key in rec and not isinstance(rec[key], t) or isinstance(rec.get(key), bool):
+            return f"{key!r} has the wrong type"
+    if rec.get("owner") is not None and len(rec["owner"]) != 2:
+        return "'owner' is not [pid, start time]"
+    return None
+
+
+def _load(cid: str) -> dict:
+    """The record of ``cid``: FileNotFoundError when there is none, BrokenRecordError when it is not
+    a record of ours."""
     try:
-        return json.loads((root() / cid / "state.json").read_text())
+        rec = json.loads((root() / cid / "state.json").read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except OSError as exc:
+        raise BrokenRecordError(cid, f"unreadable: {os.strerror(exc.errno or 0)}") from None
+    except ValueError:
+        raise BrokenRecordError(cid, "not valid JSON") from None
+    why = _why_broken(rec, cid)
+    if why:
+        raise BrokenRecordError(cid, why)
+    return rec
+
+
+def read(cid: str) -> dict:
+    """A valid record (NotFoundError: none; BrokenRecordError: one of the wrong shape)."""
+    try:
+        return _load(cid)
     except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(f"no such container: {cid}", hint="see `minicontainer ps -a`") from None
 
 
+def broken(cid: str, why: str, name: str | None = None) -> dict:
+    """The stand-in for a broken record: enough for ps, inspect, rm and gc (status "broken")."""
+    return {"id": cid, "name": name, "status": "broken", "config": {}, "error": why}
+
+
+def _is_id(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 def all_records() -> list[dict]:
+    """Every record of this root; a broken one as its :func:`broken` stand-in."""
     out = []
     r = root()
     if not r.is_dir():
         return out
     for d in sorted(r.iterdir()):
         # Only records: other modules keep their own files here (network leases under network/).
-        if d.is_dir() and len(d.name) == 64 and all(c in "0123456789abcdef" for c in d.name):
+        if _is_id(d.name) and d.is_dir():
             try:
-                out.append(json.loads((d / "state.json").read_text()))
-            except (OSError, ValueError):
-                out.append({"id": d.name, "name": None, "status": "broken"})
+                out.append(_load(d.name))
+            except BrokenRecordError as exc:
+                out.append(broken(d.name, exc.why))
+            except OSError:
+                out.append(broken(d.name, "no state.json"))
     return out
 
 
-def find(ref: str) -> dict:
-    """A record by name, full id or unique id prefix (as docker)."""
+def find(ref: str, *, broken_ok: bool = False) -> dict:
+    """A record by name, full id or unique id prefix (as docker). A broken record raises
+    BrokenRecordError unless ``broken_ok`` (inspect, rm): then its :func:`broken` stand-in."""
+    cid = None
     try:                                            # a name: one file, no scan
-        return read(_name_file(ref).read_text().strip())
+        cid = _name_file(ref).read_text().strip()
+        return read(cid)
+    except BrokenRecordError as exc:
+        if not broken_ok:
+            raise
+        return broken(cid, exc.why, ref)
     except (OSError, NotFoundError, ValueError):
         pass
     recs = all_records()
-    for r in recs:
-        if r.get("name") == ref or r["id"] == ref:
-            return r
-    hits = [r for r in recs if len(ref) >= 3 and r["id"].startswith(ref)]
+    hits = [r for r in recs if r.get("name") == ref or r["id"] == ref][:1] \
+        or [r for r in recs if len(ref) >= 3 and r["id"].startswith(ref)]
     if len(hits) == 1:
+        if hits[0]["status"] == "broken" and not broken_ok:
+            raise BrokenRecordError(hits[0]["id"], hits[0]["error"])
         return hits[0]
     raise NotFoundError(f"no such container: {ref}", hint="see `minicontainer ps -a`")
 
@@ -108,7 +184,7 @@ def remove(cid: str, name: str | None = None) -> None:
     if name is None:
         try:
             name = read(cid).get("name")
-        except (NotFoundError, ValueError, OSError):
+        except (NotFoundError, ContainerError, ValueError, OSError):
             name = None
     d = root() / cid
     try:                                  # a record's directory holds state.json only, normally

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..errors import MiniContainerError, NotFoundError
+from ..errors import ContainerError, MiniContainerError, NotFoundError
 from . import state
 
 STEPS = ("validated", "record", "layer", "cgroup", "forked", "network", "released")
@@ -107,16 +107,32 @@ def remove(rec: dict) -> None:
     release_record(rec)
 
 
-def finish(rec: dict, code: int, rm: bool) -> None:
-    """The record of a container that has ended: removed (``--rm``), else stopped with ``code``."""
+def finish(rec: dict, code: int, rm: bool, *, oom_killed: bool = False) -> None:
+    """The record of a container that has ended: removed (``--rm``), else stopped with ``code`` (and
+    whether the OOM killer ended any of its processes: ``inspect``'s State.OOMKilled)."""
     if rm:
         remove(rec)
         return
     try:
         state.update(rec["id"], status="stopped", exit_code=code, finished=time.time(), pid=None,
-                     owner=None)
-    except NotFoundError:
+                     owner=None, oom_killed=oom_killed)
+    except (NotFoundError, ContainerError):    # removed meanwhile, or broken: nothing to mark
         pass
+
+
+def oom_killed(cg=None, name: str | None = None) -> bool:
+    """Did the OOM killer end a process of the container's group (``cg``, else the group ``name``)?
+    Read before the group is removed: its counters go with it (Docker reads the same counter from
+    its OOM events). Unknown (no group, no memory controller) is False."""
+    try:
+        if cg is None:
+            if not name:
+                return False
+            from ..cgroups import Cgroup
+            cg = Cgroup.open(name)
+        return bool(cg.oom_kills())
+    except (MiniContainerError, OSError):
+        return False
 
 
 def release_running(rec: dict, *, cg=None, ended: bool = True) -> None:
@@ -140,8 +156,10 @@ def has_own_network(rec: dict) -> bool:
 def after_exit(rec: dict, code: int, *, cg=None, ended: bool = True, rm: bool | None = None) -> None:
     """A container has ended: :func:`release_running`, then :func:`finish` (``rm`` defaults to the
     container's ``--rm``)."""
+    rm = (rec.get("config") or {}).get("rm", False) if rm is None else rm
+    oom = not rm and oom_killed(cg, rec.get("cgroup"))      # a removed record keeps nothing
     release_running(rec, cg=cg, ended=ended)
-    finish(rec, code, (rec.get("config") or {}).get("rm", False) if rm is None else rm)
+    finish(rec, code, rm, oom_killed=oom)
 
 
 def finish_detached(job: str, status: int) -> None:

@@ -140,8 +140,8 @@ def _xf(item, why):
 @pytest.mark.parametrize("name", [
     pytest.param("users out of range", marks=_xf(11, "-u beyond 2**32-2 passes validation (fails late, silently)")),
     pytest.param("users non-ascii digits", marks=_xf(11, "-u checked with str.isdigit(): '²' or '①' pass validation")),
-    pytest.param("env over the kernel's per-string limit", marks=_xf(13, "an -e over 128 KiB fails late")),
-    pytest.param("hostnames invalid", marks=_xf(13, "--hostname is not validated at all")),
+    "env over the kernel's per-string limit",          # fixed: config.MAX_ARGS_BYTES
+    "hostnames invalid",                               # fixed: RFC 1123, 64 bytes
 ])
 def test_fuzz_invalid_known_broken(name):
     _run_class(name, GEN[name], CALL[name.split()[0]], must_fail=True, n=60)
@@ -153,7 +153,6 @@ def test_fuzz_image_refs_on_an_empty_store(tmp_path):
     _run_class("image refs noise", GEN["image refs noise"], store.resolve, must_fail=True)
 
 
-@_xf(13, "'sha256:' (no digits) prefix-matches the only image of a store")
 def test_fuzz_digest_prefixes_without_digits(tmp_path):
     from minicontainer.images.store import ImageStore
     store = ImageStore(tmp_path / "data")
