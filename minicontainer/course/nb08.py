@@ -47,8 +47,11 @@ class _Bundle:
         out, err = self.dir / f"{cid}.out", self.dir / f"{cid}.err"
         self.ids.append(cid)
         with open(out, "w") as o, open(err, "w") as e:
-            p = subprocess.run([self.bin, "--root", str(self.root), "create", "--bundle", str(self.dir), cid],
-                               stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=30)
+            try:
+                p = subprocess.run([self.bin, "--root", str(self.root), "create", "--bundle", str(self.dir), cid],
+                                   stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=30)
+            except subprocess.TimeoutExpired:
+                raise ExerciseFailed(f"minicontainer-oci create {cid} did not finish within 30 s") from None
         p.stderr = err.read_text()
         return p, out
 
