@@ -53,6 +53,7 @@ venv: $(VENV)/.stamp
 	@# the command: pip's script replaced by a launcher that starts Python without `site` (client.py);
 	@# again whenever pip wrote its own (a later `pip install -e .`)
 	@head -n1 $(VENV)/bin/minicontainer | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
+	@head -n1 $(VENV)/bin/minicontainer-oci | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer-oci
 
 setup: root system-packages venv
 
