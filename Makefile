@@ -15,7 +15,7 @@ SOLVED := build/solved
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
                 docker-registry apache2-utils openssl mmdebstrap \
-                podman conmon containerd
+                podman conmon containerd runc
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
 
@@ -53,6 +53,7 @@ venv: $(VENV)/.stamp
 	@# the command: pip's script replaced by a launcher that starts Python without `site` (client.py);
 	@# again whenever pip wrote its own (a later `pip install -e .`)
 	@head -n1 $(VENV)/bin/minicontainer | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
+	@head -n1 $(VENV)/bin/minicontainer-oci | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer-oci
 
 setup: root system-packages venv
 

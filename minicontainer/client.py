@@ -132,20 +132,31 @@ def converse(s, req: bytes, path: str = "") -> "int | None":
     return 125
 
 
-def launcher_text(python: str, package_parent: str) -> str:
+#: the commands that get a launcher: module whose main() runs, and what its -S means
+LAUNCHED = {
+    "minicontainer": ("minicontainer.client",
+                      "-S: no `site` at start; the command loads it only to run a verb itself (see client.py)."),
+    # runc's role: conmon and the shim run it three times per container (create, start, delete)
+    "minicontainer-oci": ("minicontainer.oci.cli",
+                          "-S: no `site`: the OCI runtime needs only the standard library and its package."),
+}
+
+
+def launcher_text(python: str, package_parent: str, command: str = "minicontainer") -> str:
     """The launcher's text: ``python -S``, the package's directory first on sys.path."""
+    module, why = LAUNCHED[command]
     return (f"#!{python} -S\n"
-            "# minicontainer's command, written by `python -m minicontainer.client install` (make setup).\n"
-            "# -S: no `site` at start; the command loads it only to run a verb itself (see client.py).\n"
+            f"# {command}, written by `python -m minicontainer.client install` (make setup).\n"
+            f"# {why}\n"
             "import sys\n"
             f"PACKAGE = {package_parent!r}\n"
             "sys.path.insert(0, PACKAGE)\n"
             "try:\n"
-            "    from minicontainer.client import main\n"
+            f"    from {module} import main\n"
             "except (ImportError, OSError) as exc:  # a non-root user, a package only root can read (a venv in /root)\n"
             "    import posix\n"
-            "    sys.stderr.write('minicontainer: cannot import its package from %s as uid %d (%s): run it as root '\n"
-            "                     '(sudo minicontainer ...) or install it where this user can read it\\n'\n"
+            f"    sys.stderr.write('{command}: cannot import its package from %s as uid %d (%s): run it as root '\n"
+            f"                     '(sudo {command} ...) or install it where this user can read it\\n'\n"
             "                     % (PACKAGE, posix.getuid(), exc))\n"
             "    sys.exit(126)\n"
             "main()\n")
@@ -153,17 +164,19 @@ def launcher_text(python: str, package_parent: str) -> str:
 
 def install(target: str) -> str:
     """Write the launcher to ``target`` (the command pip installed there is replaced), for this
-    interpreter and this copy of the package. Returns what it did, for the installer's log."""
+    interpreter and this copy of the package; the command is the target's name (LAUNCHED).
+    Returns what it did, for the installer's log."""
     import os
     python = os.path.abspath(sys.executable)   # the venv's python (not resolved: its pyvenv.cfg counts)
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = os.path.basename(target) if os.path.basename(target) in LAUNCHED else "minicontainer"
     line = f"#!{python} -S"
     # the kernel splits a #! line at the first blank and reads at most 255 bytes of it
     if any(c.isspace() for c in python) or len(line) > 255:
         return f"kept pip's {target}: {python} cannot stand in a #! line"
     tmp = f"{target}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        f.write(launcher_text(python, parent))
+        f.write(launcher_text(python, parent, command))
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
     return f"wrote {target} ({line})"

@@ -24,7 +24,7 @@ say() { echo "provision: $*"; }
 # 1. system packages the course and its tests use (the Makefile's APT_PACKAGES, minus the browser)
 PKGS="python3-venv busybox-static iproute2 iptables nftables procps util-linux kmod
       libseccomp2 umoci skopeo make rsync
-      docker-registry apache2-utils openssl podman conmon containerd"   # notebooks 08 and 09
+      docker-registry apache2-utils openssl podman conmon containerd runc"   # notebooks 08 and 09
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

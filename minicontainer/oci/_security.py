@@ -49,10 +49,12 @@ def preload() -> None:
     """Import what apply() needs before the container's root replaces the host's."""
     if AVAILABLE:
         import importlib
-        import pkgutil
         from .. import security
-        for m in pkgutil.iter_modules(security.__path__):
-            importlib.import_module(f"{security.__name__}.{m.name}")
+        # every module of the package, listed by hand from its directory: pkgutil.iter_modules
+        # imports `inspect` (~5 ms, on create's critical path) for the same list
+        for name in sorted(os.listdir(security.__path__[0])):
+            if name.endswith(".py") and name != "__init__.py":
+                importlib.import_module(f"{security.__name__}.{name[:-3]}")
     else:
         from ..errors import from_oserror  # noqa: F401
 

@@ -171,14 +171,19 @@ def create_stage1(ctx, sock) -> None:
     """C. Never returns."""
     try:
         sc.set_dumpable(False)        # /proc/<pid>/exe is the host's python: not for the container
-        if recv(sock)[0] != "go":
-            os._exit(1)
-        _die_at("child-go")
         from .. import namespaces
         # What the container's process imports later, now: after unshare(CLONE_NEWUSER) we are the
         # mapped uid on the host, and a checkout only root may enter (a 0700 home) is out of reach.
+        # Before the "go", not after it: the runtime is writing our pid into cgroup.procs meanwhile
+        # (on v1 the first write waits for an RCU grace period, ~6 ms here), so the two overlap
+        # instead of adding up (bench/README.md). Imports charge a few pages to the caller's cgroup
+        # instead of the container's; runc's nsexec runs before the join too. The hooks' modules
+        # (subprocess) only when the config has hooks.
         from . import hooks, mounts  # noqa: F401
-        preload(ctx.spec.process.terminal, True)
+        preload(ctx.spec.process.terminal, any(ctx.spec.hooks.values()))
+        if recv(sock)[0] != "go":
+            os._exit(1)
+        _die_at("child-go")
         lin = ctx.spec.linux
         joined = {ns.type: ns.path for ns in lin.namespaces if ns.path}
         fds = []

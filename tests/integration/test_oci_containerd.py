@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pty
 import shutil
-import signal
 import subprocess
 import time
 
@@ -27,64 +26,16 @@ NS = "mctest"
 
 @pytest.fixture(scope="module")
 def ctr(tmp_path_factory):
-    from minicontainer.busybox import build_rootfs
-    base = tmp_path_factory.mktemp("ctrd")
-    sock = base / "containerd.sock"
-    made_run = [p for p in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd") if not os.path.exists(p)]
-    (base / "config.toml").write_text(f"""version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base}/opt"
-""")
-    log = open(base / "containerd.log", "w")
-    daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not sock.exists() and time.monotonic() < deadline and daemon.poll() is None:
-        time.sleep(0.05)
-    assert sock.exists(), (base / "containerd.log").read_text()[-2000:]
-    build_rootfs(base / "rootfs")
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "mcstate"))
-
-    def run(*args, timeout=60, check=None, **kw):
-        p = subprocess.run(["ctr", "-a", str(sock), "-n", NS, *args], env=env, capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL, **kw)
-        if check is not None:
-            assert p.returncode == check, (args, p.returncode, p.stdout, p.stderr)
-        return p
-    run.base, run.sock, run.env = base, sock, env
-    yield run
-    for cid in run("containers", "ls", "-q").stdout.split():
-        run("task", "kill", "-s", "SIGKILL", cid)
-        time.sleep(0.2)
-        run("task", "rm", "-f", cid)
-        run("containers", "rm", cid)
-    daemon.send_signal(signal.SIGTERM)
-    try:
-        daemon.wait(20)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        daemon.wait()
-    log.close()
-    subprocess.run(["umount", "-R", str(base)], capture_output=True)
-    for p in made_run:
-        try:
-            os.rmdir(p)
-        except OSError:
-            pass
-    shutil.rmtree(base, ignore_errors=True)
+    """Our own containerd (minicontainer/oci/clients.py, which notebook 08 uses too); removed after."""
+    from minicontainer.oci.clients import Containerd
+    with Containerd(tmp_path_factory.mktemp("ctrd"), runtime=OCI, namespace=NS) as c:
+        def run(*args, timeout=60, check=None, **kw):
+            p = c.ctr(*args, timeout=timeout, **kw)
+            if check is not None:
+                assert p.returncode == check, (args, p.returncode, p.stdout, p.stderr)
+            return p
+        run.base, run.sock, run.env = c.base, c.sock, c.env
+        yield run
 
 
 def _runc_args(ctr):

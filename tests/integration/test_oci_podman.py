@@ -9,81 +9,30 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tarfile
 import time
 
 import pytest
 
+from minicontainer.oci.clients import ULIMITS   # podman's nofile default is above this host's hard limit
 from tests.integration.oci_helpers import OCI, cgroup_dirs, has_security
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None or shutil.which("conmon") is None,
                                 reason="podman and conmon are not installed (make setup installs them)")
 
 IMAGE = "localhost/mcbusybox:latest"
-ULIMITS = ["--ulimit", "nofile=1024:4096", "--ulimit", "nproc=1024:1024"]
-
-
-def _libpod_dirs() -> set[str]:
-    """libpod_parent in every cgroup hierarchy (conmon joins some we never use, e.g. v1 devices)."""
-    out = set()
-    for line in open("/proc/self/mountinfo"):
-        left, _, right = line.partition(" - ")
-        if right.split()[0] in ("cgroup", "cgroup2"):
-            d = os.path.join(left.split()[4], "libpod_parent")
-            if os.path.isdir(d):
-                out.add(d)
-    return out
 
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory):
-    from minicontainer.busybox import build_rootfs
-    base = tmp_path_factory.mktemp("podman")
-    before = _libpod_dirs()
-    lock_before = os.path.exists("/dev/shm/libpod_lock")          # podman's SHM locks
-    conf = base / "containers.conf"
-    conf.write_text("[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n"
-                    f"[engine.runtimes]\nminicontainer = [\"{OCI}\"]\n")
-    env = dict(os.environ, CONTAINERS_CONF=str(conf), MINICONTAINER_STATE_ROOT=str(base / "mcstate"))
-    env.pop("XDG_RUNTIME_DIR", None)
-    cmd = ["podman", "--runtime", OCI, "--cgroup-manager", "cgroupfs", "--storage-driver", "vfs",
-           "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir", str(base / "tmp"),
-           "--events-backend", "file"]
-
-    def run(*args, timeout=60, check=None):
-        p = subprocess.run(cmd + list(args), env=env, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-        if check is not None:
-            assert p.returncode == check, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    build_rootfs(base / "rootfs")
-    with tarfile.open(base / "rootfs.tar", "w") as t:
-        t.add(base / "rootfs", arcname=".")
-    run("import", str(base / "rootfs.tar"), IMAGE, check=0)
-    yield run
-    run("rm", "--all", "--force", "--time", "0")
-    run("rmi", "--all", "--force")
-    run("system", "reset", "--force")
-    # conmon's and our groups below libpod_parent: podman made the parent, the test removes it
-    for d in sorted(_libpod_dirs() - before, reverse=True):
-        for sub in sorted((os.path.join(r, x) for r, ds, _ in os.walk(d) for x in ds), reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
-    if not lock_before:
-        try:
-            os.unlink("/dev/shm/libpod_lock")
-        except FileNotFoundError:
-            pass
-    subprocess.run(["umount", "-R", str(base)], capture_output=True)
-    shutil.rmtree(base, ignore_errors=True)
+    """podman with everything in a temp dir (minicontainer/oci/clients.py, which notebook 08 uses too)."""
+    from minicontainer.oci.clients import Podman
+    with Podman(tmp_path_factory.mktemp("podman"), runtime=OCI, image=IMAGE) as pod:
+        def run(*args, timeout=60, check=None):
+            p = pod(*args, timeout=timeout)
+            if check is not None:
+                assert p.returncode == check, (args, p.returncode, p.stdout, p.stderr)
+            return p
+        yield run
 
 
 def test_run_output_and_exit_code(podman):
