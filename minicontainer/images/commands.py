@@ -185,7 +185,7 @@ def publish_all(a) -> list[str]:
     for key in sorted(exposed):
         port, _, proto = key.partition("/")
         proto = proto or "tcp"
-        if not port.isdigit() or proto not in ("tcp", "udp"):
+        if not (port.isascii() and port.isdigit()) or proto not in ("tcp", "udp"):
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM) as s:
             s.bind(("0.0.0.0", 0))

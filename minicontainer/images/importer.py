@@ -288,7 +288,7 @@ def size_limit(var: str, default: int) -> int:
         return default
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     num, mult = (raw[:-1], units[raw[-1]]) if raw[-1:] in units else (raw.removesuffix("b"), 1)
-    if not num.isdigit() or len(num) > 18:
+    if not (num.isascii() and num.isdigit()) or len(num) > 18:
         raise ImageError(f"{var}={raw[:40]!r} is not a size", hint="use bytes or a number with k, m, g or t")
     return int(num) * mult
 

@@ -61,7 +61,7 @@ def read_etc(root: str, name: str) -> list[list[str]]:
 
 
 def _num(s: str) -> int | None:
-    return int(s) if s.isdigit() and int(s) < 2**32 - 1 else None
+    return int(s) if s.isascii() and s.isdigit() and int(s) < 2**32 - 1 else None
 
 
 def resolve_user(spec: str, root: str = "/") -> tuple[int, int, list[int], str]:

@@ -21,14 +21,14 @@ _START_TIMEOUT = 30.0
 def parse_signal(text: str) -> int:
     """"TERM", "SIGTERM", "15", "sigkill" → the number; anything else → runc's 'unknown signal'."""
     t = str(text).strip()
-    if t.isdigit():
+    if t.isascii() and t.isdigit():
         n = int(t)
         if 0 < n <= signal.SIGRTMAX:
             return n
     else:
         name = t.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        if name.startswith("SIGRTMIN+") and name[9:].isdigit():
+        if name.startswith("SIGRTMIN+") and name[9:].isascii() and name[9:].isdigit():
             n = signal.SIGRTMIN + int(name[9:])
             if n <= signal.SIGRTMAX:
                 return n

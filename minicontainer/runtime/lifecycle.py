@@ -35,7 +35,7 @@ def kill(ref: str, sig: str | int = "KILL") -> None:
 
 def parse_signal(sig) -> int:
     from ..errors import ConfigError
-    if isinstance(sig, int) or str(sig).isdigit():
+    if isinstance(sig, int) or (str(sig).isascii() and str(sig).isdigit()):
         n = int(sig)
         if 0 < n < signal.NSIG:
             return n

@@ -69,7 +69,7 @@ def number_of(name: str) -> int:
         key = "CAP_" + key
     if key in NUMBERS:
         return NUMBERS[key]
-    if key[4:].isdigit():
+    if key[4:].isascii() and key[4:].isdigit():
         return int(key[4:])
     raise SecurityError(f"capability {name!r}: unknown",
                         hint="see capabilities(7); names are like NET_ADMIN or CAP_NET_ADMIN")
