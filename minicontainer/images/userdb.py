@@ -29,9 +29,15 @@ MAX_BYTES = 4 << 20
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``www-data:adm`` → ("www-data", "adm"); refuses empty parts and more than one ``:``."""
     user, sep, group = spec.partition(":")
-    ok = lambda s: s and all(c.isalnum() or c in "._-$" for c in s)   # noqa: E731
+    # POSIX's portable name characters (ASCII only: '²'.isalnum() and '①'.isdigit() are True, and
+    # int('²') raises late); a number must fit the kernel's id type without being (uid_t)-1
+    ok = lambda s: s and s.isascii() and all(c.isalnum() or c in "._-$" for c in s)   # noqa: E731
     if not ok(user) or (sep and not ok(group)) or ":" in group:
         raise ConfigError(f"invalid user {spec!r}", hint="use -u USER[:GROUP] (names or numbers)")
+    for part in (user, group if sep else ""):
+        if part.isdigit() and int(part) >= 2**32 - 1:
+            raise ConfigError(f"invalid user {spec!r}: id {part} is out of range",
+                              hint="numeric ids go from 0 to 4294967294")
     return user, (group if sep else None)
 
 

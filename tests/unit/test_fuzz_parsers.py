@@ -133,13 +133,9 @@ def test_fuzz_invalid_refused_in_one_line(name):
     _run_class(name, GEN[name], CALL[name.split()[0]], must_fail=True, n=60)
 
 
-def _xf(item, why):
-    return pytest.mark.xfail(strict=True, reason=f"issue 17 item {item}: {why}")
-
-
 @pytest.mark.parametrize("name", [
-    pytest.param("users out of range", marks=_xf(11, "-u beyond 2**32-2 passes validation (fails late, silently)")),
-    pytest.param("users non-ascii digits", marks=_xf(11, "-u checked with str.isdigit(): '²' or '①' pass validation")),
+    "users out of range",                              # fixed: userdb.parse_spec, 0..2**32-2
+    "users non-ascii digits",                          # fixed: userdb.parse_spec, ASCII only
     "env over the kernel's per-string limit",          # fixed: config.MAX_ARGS_BYTES
     "hostnames invalid",                               # fixed: RFC 1123, 64 bytes
 ])
