@@ -203,9 +203,10 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                mount_proc=mount_proc)
 
 
-def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> str:
+def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False) -> str:
     """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
-    masked and read-only paths (none with ``masks=False``: --privileged). Returns the resolved root."""
+    masked and read-only paths (none with ``masks=False``: --privileged). /sys is read-only unless
+    ``sys_rw`` (--privileged: Docker mounts it read-write then). Returns the resolved root."""
     root = os.path.realpath(root)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
@@ -215,7 +216,8 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> s
 
     if mount_proc:
         _mount_on("proc", root, "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-    _mount_on("sysfs", root, "/sys", "sysfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
+    _mount_on("sysfs", root, "/sys", "sysfs",
+              sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if sys_rw else sc.MS_RDONLY))
     _mount_dev(root)
     _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
     # Masked and read-only paths now, under ``root`` (symlink-safe, through /proc/self/fd), not after

@@ -14,6 +14,14 @@ from .._record import asdict, factory, record
 from ..errors import ConfigError
 
 
+def check_workdir(path, where: str = "-w") -> str:
+    """A working directory must be an absolute path (a string): never an integer, which ``os.chdir``
+    would take as a file descriptor (an ``fchdir`` to whatever the runtime had open)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"invalid working directory {path!r} ({where})", hint="use an absolute path")
+    return path
+
+
 @record
 class ContainerConfig:
     image: str
@@ -40,6 +48,7 @@ class ContainerConfig:
     privileged: bool = False
     security_opt: list[str] = factory(list)
     devices: list[str] = factory(list)
+    cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -75,8 +84,10 @@ class ContainerConfig:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.name):
                 raise ConfigError(f"invalid container name {self.name!r}",
                                   hint="letters, digits, '_', '.', '-'; at most 63 characters")
-        if self.workdir is not None and not self.workdir.startswith("/"):
-            raise ConfigError(f"invalid working directory {self.workdir!r}", hint="use an absolute path")
+        if self.workdir is not None:
+            check_workdir(self.workdir, "-w")
+        if self.cgroupns not in ("private", "host"):
+            raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.limits()
         if self.cap_add or self.cap_drop or self.privileged or self.security_opt or self.devices:
             from .confine import fields      # Docker's defaults need no check; flags do
