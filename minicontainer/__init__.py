@@ -12,6 +12,7 @@ notebook                                     module
 04_images                                    images
 05_network                                   network
 06_runtime                                   runtime, cli
+07_security                                  security
 ===========================================  =========================================
 
 This file imports nothing on purpose: the ``minicontainer`` command imports the package before
