@@ -39,6 +39,7 @@ DEFAULT_MOUNTS = (
     _mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
     _mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
     _mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+    _mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
     _mount("/tmp", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=1777"),
 )
 
@@ -58,8 +59,9 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     if user:                    # the spec's ids are numbers: names resolved in the image's /etc
         from ..images.userdb import resolve_user
         uid, gid, groups, _ = resolve_user(user, rootfs)
-    mounts = [dict(m, options=[o for o in m["options"] if not (cfg.privileged and m["type"] == "sysfs"
-                                                            and o == "ro")]) for m in DEFAULT_MOUNTS]
+    mounts = [dict(m, options=[o for o in m["options"] if not (cfg.privileged and o == "ro"
+                                                            and m["type"] in ("sysfs", "cgroup"))])
+              for m in DEFAULT_MOUNTS]
     for v in cfg.volumes:
         vol = parse_volume(v)
         mounts.append(_mount(vol.target, "bind", vol.source, "rbind", "rprivate",

@@ -133,7 +133,7 @@ def container_init(spec: dict, sock, fail) -> None:
     volumes, /etc, pivot_root, hostname, ids, exec."""
     from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
-    from ..rootfs import enter_root, prepare_root
+    from ..rootfs import enter_root, mount_cgroupfs, prepare_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
     # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
@@ -175,6 +175,7 @@ def container_init(spec: dict, sock, fail) -> None:
         # path, and a cgroupfs mounted inside shows only this group's subtree. Now, not in C: the
         # parent has moved G into the container's group before the release (parked.py).
         sc.unshare(sc.CLONE_NEWCGROUP)
+        mount_cgroupfs("/", readonly=not spec.get("privileged"))      # after the pivot: "/" is ours
     close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
     enter_workdir(rec["workdir"], fail)
     env = dict(e.split("=", 1) for e in rec["env"])

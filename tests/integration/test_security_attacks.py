@@ -155,6 +155,11 @@ def test_cgroup_namespace_is_private_by_default_and_shared_on_request(env):
         return [line.split(":", 2)[2] for line in p.stdout.splitlines()]
     private = lines()
     assert private and set(private) == {"/"}, private
+    # the cgroupfs is mounted, in the namespace (the group's own files at its root) and read-only
+    p = mc(env, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+           "d=/sys/fs/cgroup; [ -e $d/pids/cgroup.procs ] && d=$d/pids; ls $d | grep -c '^cgroup.procs$'; "
+           "mkdir $d/mc-escape")
+    assert p.stdout.split() == ["1"] and "Read-only file system" in p.stderr, (p.stdout, p.stderr)
     host = lines("--cgroupns", "host")
     assert any("minicontainer" in path for path in host), host
     p = mc(env, "run", "-d", "--name", "mc-cgns", "--network", "none", "busybox", "sleep", "30")
