@@ -174,7 +174,9 @@ static int attack(const char *n) {
     if (!strcmp(n, "reboot")) return rc(syscall(SYS_reboot, 0, 0, 0 /* bad magic */, NULL));
     if (!strcmp(n, "swapon")) return rc(syscall(SYS_swapon, "/tmp/no-such-swap", 0));
     if (!strcmp(n, "acct")) return rc(syscall(SYS_acct, NULL));
-    if (!strcmp(n, "iopl")) return rc(syscall(SYS_iopl, 0));
+#ifdef SYS_iopl
+    if (!strcmp(n, "iopl")) return rc(syscall(SYS_iopl, 0));     /* x86 only */
+#endif
     if (!strcmp(n, "pivot_root")) return rc(syscall(SYS_pivot_root, "/tmp", "/tmp"));
     if (!strcmp(n, "fsopen")) {
         long fd = syscall(SYS_fsopen, "tmpfs", 0);

@@ -11,6 +11,7 @@ attacker sees; the comment names the layer that stops it.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,7 @@ DEFAULT = {
     "reboot": ("EPERM", "seccomp (needs CAP_SYS_BOOT)"),
     "swapon": ("EPERM", "seccomp"),
     "acct": ("EPERM", "seccomp (needs CAP_SYS_PACCT)"),
-    "iopl": ("EPERM", "seccomp (needs CAP_SYS_RAWIO)"),
+    **({"iopl": ("EPERM", "seccomp (needs CAP_SYS_RAWIO)")} if platform.machine() == "x86_64" else {}),
     "pivot_root": ("EPERM", "seccomp"),
     "fsopen": ("EPERM", "seccomp"),
     "open_tree": ("EPERM", "seccomp"),
