@@ -12,6 +12,7 @@ notebook                                     module
 04_images                                    images
 05_network                                   network
 06_runtime                                   runtime, cli
+07_security                                  security
 08_oci_runtime                               oci (minicontainer-oci), runtime.ocispec
 09_registry                                  images.registry, pull, push, lab
 10_multi_host                                network/ (user-defined and overlay), netlab

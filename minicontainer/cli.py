@@ -68,7 +68,8 @@ def _config(a):
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,
                            rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search,
                            cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged,
-                           security_opt=a.security_opt, devices=a.device)
+                           security_opt=a.security_opt, devices=a.device,
+                           cgroupns=a.cgroupns)
 
 
 def _run(a):

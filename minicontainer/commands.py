@@ -63,6 +63,8 @@ RUN_OPTIONS = (
                                    "(default: Docker's seccomp profile, no_new_privs off)"}),
     (("--device",), {"action": "append", "default": [], "metavar": "HOST[:CTR][:rwm]",
                      "help": "pass a host device (default: only null, zero, full, random, urandom, tty)"}),
+    (("--cgroupns",), {"choices": ("private", "host"), "default": "private",
+                       "help": "cgroup namespace (default private: the container sees its own group as /)"}),
 )
 #: --insecure-registry, for the verbs that talk to a registry
 _REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",

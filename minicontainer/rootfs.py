@@ -215,9 +215,10 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                mount_proc=mount_proc)
 
 
-def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> str:
+def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False) -> str:
     """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
-    masked and read-only paths (none with ``masks=False``: --privileged). Returns the resolved root."""
+    masked and read-only paths (none with ``masks=False``: --privileged). /sys is read-only unless
+    ``sys_rw`` (--privileged: Docker mounts it read-write then). Returns the resolved root."""
     root = os.path.realpath(root)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
@@ -227,7 +228,8 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True) -> s
 
     if mount_proc:
         _mount_on("proc", root, "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-    _mount_on("sysfs", root, "/sys", "sysfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY)
+    _mount_on("sysfs", root, "/sys", "sysfs",
+              sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if sys_rw else sc.MS_RDONLY))
     _mount_dev(root)
     _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
     # Masked and read-only paths now, under ``root`` (symlink-safe, through /proc/self/fd), not after
@@ -335,3 +337,37 @@ def mask_path(path: str, root: str = "/") -> None:
 def readonly_path(path: str, root: str = "/") -> None:
     """Make ``path`` inside ``root`` a read-only bind mount of itself (missing: nothing to do)."""
     _readonly(path, root)
+
+
+def mount_cgroupfs(root: str, *, readonly: bool = True) -> None:
+    """/sys/fs/cgroup inside ``root``, as Docker mounts it: in the container's cgroup namespace (so
+    its own group is the hierarchy's root) and read-only unless --privileged. The hierarchies are the
+    caller's, from /proc/self/cgroup: v2 alone (``0::/``) is one cgroup2 mount; v1 is a tmpfs with one
+    mount per hierarchy (``cpu,cpuacct``, ``name=systemd``, and a hybrid host's ``unified``), and the
+    tmpfs is made read-only last. Rejected: no cgroupfs at all — tools inside (systemd, a JVM
+    reading its memory limit) look for it, and a private namespace shows nothing of the host's."""
+    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (sc.MS_RDONLY if readonly else 0)
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f if line.strip()]
+    except OSError as exc:
+        raise from_oserror(exc, "read", "/proc/self/cgroup", cls=MountError) from exc
+    v1 = [ctrls for hid, ctrls, _ in lines if hid != "0" and ctrls]
+    if not v1:
+        _mount_on("cgroup2", root, "/sys/fs/cgroup", "cgroup2", flags)
+        return
+    _mount_on("tmpfs", root, "/sys/fs/cgroup", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+              "mode=755,size=64k")
+    for ctrls in v1:
+        name = ctrls[len("name="):] if ctrls.startswith("name=") else ctrls
+        _mount_on("cgroup", root, f"/sys/fs/cgroup/{name}", "cgroup", flags,
+                  f"none,{ctrls}" if ctrls.startswith("name=") else ctrls)
+    if any(hid == "0" for hid, _, _ in lines):
+        _mount_on("cgroup2", root, "/sys/fs/cgroup/unified", "cgroup2", flags)
+    if readonly:
+        fd = open_in_root(root, "/sys/fs/cgroup")
+        try:
+            sc.mount(None, f"/proc/self/fd/{fd}", None,
+                     sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY, "mode=755,size=64k")
+        finally:
+            os.close(fd)

@@ -38,6 +38,21 @@ from . import _security
 MSG = 1 << 20
 
 
+
+def _chdir(cwd) -> None:
+    """chdir to process.cwd after pivot_root, then check we are still under the root, as runc does
+    since CVE-2024-21626: a cwd through a magic link (/proc/self/fd/N of a directory fd we hold)
+    lands outside it, and getcwd(2) then fails with ENOENT ("unreachable")."""
+    from ..errors import from_oserror
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise MiniContainerError(f"chdir to process.cwd {cwd!r}: not an absolute path",
+                                 hint="config.json's process.cwd must be an absolute path")
+    try:
+        os.chdir(cwd)
+        os.getcwd()
+    except OSError as exc:
+        raise from_oserror(exc, "chdir to process.cwd (outside the container's root?)", cwd) from exc
+
 def send(sock, kind: str, value=None) -> None:
     sock.send(pickle.dumps((kind, value)))
 
@@ -249,7 +264,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
             if mntns:
                 mounts.console(name)
         os.makedirs(proc.cwd, 0o755, exist_ok=True)
-        os.chdir(proc.cwd)
+        _chdir(proc.cwd)
         exe = lookup(proc.args[0], proc.env)
         _prepare_fds(ctx.preserve_fds)
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)
@@ -316,7 +331,7 @@ def exec_stage2(ctx, sock) -> None:
         if proc.terminal:
             os.setsid()
             _terminal(ctx.console, proc.console_size)
-        os.chdir(proc.cwd)
+        _chdir(proc.cwd)
         exe = lookup(proc.args[0], proc.env)
         _prepare_fds(ctx.preserve_fds)
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)

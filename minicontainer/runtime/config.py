@@ -23,6 +23,14 @@ MAX_ARGS_BYTES = 128 << 10
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 
+def check_workdir(path, where: str = "-w") -> str:
+    """A working directory must be an absolute path (a string): never an integer, which ``os.chdir``
+    would take as a file descriptor (an ``fchdir`` to whatever the runtime had open)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"invalid working directory {path!r} ({where})", hint="use an absolute path")
+    return path
+
+
 @record
 class ContainerConfig:
     image: str
@@ -49,6 +57,7 @@ class ContainerConfig:
     privileged: bool = False
     security_opt: list[str] = factory(list)
     devices: list[str] = factory(list)
+    cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -94,8 +103,10 @@ class ContainerConfig:
         if size > MAX_ARGS_BYTES:
             raise ConfigError(f"the command and environment are too long ({size} bytes)",
                               hint=f"at most {MAX_ARGS_BYTES} bytes; pass large data in a file (-v)")
-        if self.workdir is not None and not self.workdir.startswith("/"):
-            raise ConfigError(f"invalid working directory {self.workdir!r}", hint="use an absolute path")
+        if self.workdir is not None:
+            check_workdir(self.workdir, "-w")
+        if self.cgroupns not in ("private", "host"):
+            raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.limits()
         if self.cap_add or self.cap_drop or self.privileged or self.security_opt or self.devices:
             from .confine import fields      # Docker's defaults need no check; flags do

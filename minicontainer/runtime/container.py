@@ -81,7 +81,7 @@ def create(cfg: ContainerConfig) -> dict:
             undo.callback(state.release_name, name, cid)
             rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
                    "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
-                   "env": _env(icfg, cfg), "workdir": cfg.workdir or icfg.get("WorkingDir") or "/",
+                   "env": _env(icfg, cfg), "workdir": _workdir(cfg, icfg),
                    "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
                    "stop_signal": stop_signal, "security": security,
                    "created": time.time(), "pid": None, "owner": me(), "exit_code": None,
@@ -163,3 +163,13 @@ def discard_parked() -> None:
     child = take_parked()
     if child is not None:
         child.discard()
+
+
+def _workdir(cfg, icfg: dict) -> str:
+    """-w, else the image's WorkingDir (which the image's author controls: a string, absolute —
+    an integer would become an fchdir), else /. Resolved inside the root at start (standard_init)."""
+    from .config import check_workdir
+    if cfg.workdir:
+        return cfg.workdir
+    wd = icfg.get("WorkingDir")
+    return check_workdir(wd, "the image's WorkingDir") if wd not in (None, "") else "/"

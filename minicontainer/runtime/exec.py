@@ -9,6 +9,7 @@ with docker's 126/127 for a command that cannot be run or found.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import ConflictError, ExecError, MiniContainerError, exit_code, from_oserror
@@ -55,13 +56,19 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             names = ["ipc", "uts", "net", "pid", "mnt"]
             if rec["config"]["network"] == "host":
                 names.remove("net")
+            if rec["config"].get("cgroupns", "private") != "host":
+                names.append("cgroup")        # after cg.add: the namespace's root is our group
             enter(rec["pid"], names)
             envd = dict(e.split("=", 1) for e in rec["env"])
             envd.update(e.split("=", 1) for e in env)
+            wd = workdir or rec["workdir"]
             try:
-                os.chdir(workdir or rec["workdir"])
+                if not isinstance(wd, str) or not wd.startswith("/"):
+                    raise OSError(errno.EINVAL, "not an absolute path")
+                os.chdir(wd)
+                os.getcwd()       # ENOENT: the path led outside the root (a magic link)
             except OSError as exc:
-                raise from_oserror(exc, "chdir to working directory", workdir or rec["workdir"]) from exc
+                raise from_oserror(exc, "chdir to working directory", wd) from exc
             # Confined *before* the fork that makes the process visible in the container's PID
             # namespace: the container's capabilities, seccomp filter, no_new_privs and user, and
             # non-dumpable (set above; setresuid keeps it off, the default suid_dumpable is 0), so

@@ -39,6 +39,7 @@ DEFAULT_MOUNTS = (
     _mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
     _mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
     _mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+    _mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
     _mount("/tmp", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=1777"),
 )
 
@@ -58,12 +59,16 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     if user:                    # the spec's ids are numbers: names resolved in the image's /etc
         from ..images.userdb import resolve_user
         uid, gid, groups, _ = resolve_user(user, rootfs)
-    mounts = [dict(m, options=list(m["options"])) for m in DEFAULT_MOUNTS]
+    mounts = [dict(m, options=[o for o in m["options"] if not (cfg.privileged and o == "ro"
+                                                            and m["type"] in ("sysfs", "cgroup"))])
+              for m in DEFAULT_MOUNTS]
     for v in cfg.volumes:
         vol = parse_volume(v)
         mounts.append(_mount(vol.target, "bind", vol.source, "rbind", "rprivate",
                              "ro" if vol.readonly else "rw"))
     namespaces = [{"type": _NS[n]} for n in ("pid", "ipc", "uts", "mnt")]
+    if cfg.cgroupns != "host":
+        namespaces.append({"type": "cgroup"})      # Docker's default on v2: --cgroupns private
     if cfg.network.startswith("container:"):
         if peer_pid is None:
             from ..errors import ConfigError

@@ -42,6 +42,28 @@ def close_inherited(keep: int = -1) -> None:
         os.closerange(3, 1 << 20)
 
 
+def enter_workdir(path, user, fail) -> None:
+    """chdir to the container's working directory *after* pivot_root, and check where we landed, as
+    runc does since CVE-2024-21626: a path through a magic link (``/proc/self/fd/N`` naming a
+    directory the runtime had open) resolves outside the root, and ``getcwd`` then reports the
+    directory as unreachable (ENOENT). An integer is refused outright (``os.chdir(5)`` is an
+    ``fchdir``). Rejected: resolving the path on the host side under the merged root — the
+    container's own symlinks could still lead out; after the pivot "/" is the container's root."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        fail(125, f"chdir to working directory {path!r}: not an absolute path")
+    try:
+        os.chdir(path)
+    except FileNotFoundError:
+        make_workdir(path, user, fail)   # Docker makes a missing one
+    except OSError as exc:
+        fail(125, f"chdir to working directory {path}: {exc.strerror}")
+    try:
+        os.getcwd()
+    except OSError:
+        fail(125, f"chdir to working directory {path}: it is outside the container's root "
+                  f"(a magic link such as /proc/self/fd/N?); use a path inside the container")
+
+
 def switch_user(user: str, env: dict) -> None:
     """Become ``USER[:GROUP]`` after everything that needs root: names and numbers resolved in the
     container's own /etc/passwd and /etc/group (``images.userdb`` opens them without following the
@@ -142,7 +164,7 @@ def container_init(spec: dict, sock, fail) -> None:
     volumes, /etc, pivot_root, hostname, ids, exec."""
     from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
-    from ..rootfs import enter_root, prepare_root
+    from ..rootfs import enter_root, mount_cgroupfs, prepare_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
     # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
@@ -154,7 +176,7 @@ def container_init(spec: dict, sock, fail) -> None:
         raise from_oserror(exc, "create the overlay's mount point", merged) from exc
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
-    root = prepare_root(merged, masks=not spec.get("unmask"))
+    root = prepare_root(merged, masks=not spec.get("unmask"), sys_rw=bool(spec.get("privileged")))
     from . import confine
     confine.load_for_container()       # security.apply, userdb: after pivot_root they are out of reach
 
@@ -179,12 +201,14 @@ def container_init(spec: dict, sock, fail) -> None:
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"],
                devices=msg.get("nodes") or ())
     sc.sethostname(cfg.hostname or rec["id"][:12])
-    try:
-        os.chdir(rec["workdir"])
-    except FileNotFoundError:
-        make_workdir(rec["workdir"], user, fail)
-    except OSError as exc:
-        fail(125, f"chdir to working directory {rec['workdir']}: {exc.strerror}")
+    if cfg.cgroupns != "host":
+        # Our own cgroup becomes "/" (Docker's default on v2): /proc/self/cgroup shows no host
+        # path, and a cgroupfs mounted inside shows only this group's subtree. Now, not in C: the
+        # parent has moved G into the container's group before the release (parked.py).
+        sc.unshare(sc.CLONE_NEWCGROUP)
+        mount_cgroupfs("/", readonly=not spec.get("privileged"))      # after the pivot: "/" is ours
+    close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
+    enter_workdir(rec["workdir"], user, fail)
     env = dict(e.split("=", 1) for e in rec["env"])
     argv = rec["argv"]
 
@@ -198,7 +222,6 @@ def container_init(spec: dict, sock, fail) -> None:
 
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
-    close_inherited(fail.fd)
     # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs and
     # the ids in security.apply's order: the last step before exec (with --init, before the init
     # forks: PID 1 is confined as well, as Docker's tini is).

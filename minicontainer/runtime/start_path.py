@@ -135,6 +135,7 @@ def _spec(rec: dict, cfg, peer) -> dict:
     from . import confine
     own_net = cfg.network != "host" and peer is None
     return {"device_rules": confine.device_rules(cfg), "unmask": confine.unmasked(cfg),
+            "privileged": bool(cfg.privileged),
             "cid": rec["id"], "names": ["uts", "ipc", "pid"] + (["net"] if own_net else []),
             "join_net": peer["pid"] if peer else None, "lowerdirs": rec["lowerdirs"],
             "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"]}

@@ -215,7 +215,7 @@ SITE_NOTEBOOKS = os.environ.get("MC_SITE_NOTEBOOKS", "00 03 04").split()
 
 
 def test_site_pages_load_in_chromium(tmp_path):
-    """`make site` for a few notebooks (all of them: MC_SITE_NOTEBOOKS="00 01 02 03 04 05 06"): every
+    """`make site` for a few notebooks (all of them: MC_SITE_NOTEBOOKS="00 01 02 03 04 05 06 07"): every
     page loads from file:// with nothing fetched from the network, its previous/next/index links lead
     to pages that exist, every code cell shows its output area, no output is a traceback, and each page
     whose notebook draws a figure shows it as an image."""

@@ -117,7 +117,6 @@ def test_17_03_server_serves_a_capless_caller(served, secret):
     assert via.returncode == alone.returncode
 
 
-@xfail(4, "the server hands its inherited descriptors to every container")
 def test_17_04_server_leaks_inherited_fds(roots, secret):
     env = dict(roots)
     env.pop("MINICONTAINER_NO_SERVER", None)

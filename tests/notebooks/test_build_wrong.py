@@ -124,6 +124,42 @@ def _waits_for_own_child_only(argv):
     return os.waitstatus_to_exitcode(status)
 
 
+def _effective_only():
+    """07.1 with capset alone: CAP_SYS_ADMIN stays in the bounding set (a setuid binary gets it back)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+    hdr, data = Header(0x20080522, 0), (Data * 2)()
+    libc.capget(ctypes.byref(hdr), data)
+    data[0].effective &= ~(1 << 21)
+    data[0].permitted &= ~(1 << 21)
+    libc.capset(ctypes.byref(hdr), data)
+
+
+def _block_everything(name, err):
+    """07.2 with the errno as the default action: every call fails, not only the one asked for."""
+    import pyseccomp
+    f = pyseccomp.SyscallFilter(pyseccomp.ERRNO(err))
+    for keep in ("write", "exit_group", "exit", "rt_sigreturn", "close", "read", "mmap", "munmap", "brk",
+                 "getpid", "openat", "newfstatat", "fstat", "lseek", "futex", "rt_sigaction", "getrandom",
+                 "ioctl", "fcntl", "rt_sigprocmask", "sigaltstack", "madvise", "mprotect", "mremap"):
+        f.add_rule(pyseccomp.ALLOW, keep)
+    f.load()
+
+
+def _denylist(cg):
+    """07.3 as a denylist: /dev/kmsg denied, /dev/mem and the disk forgotten."""
+    from minicontainer.security import devices
+    devices.apply(cg, [{"allow": True, "access": "rwm"},
+                       {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}])
+
+
 WRONG = [
     ("00.3", _hostname_without_uts, "renames the machine"),
     ("00.3", _box_without_cwd, "working directory"),
@@ -134,6 +170,9 @@ WRONG = [
     ("04.1", _lowers_reversed, "top"),
     ("05.3", _no_route, "default route"),
     ("06.3", _waits_for_own_child_only, "zombie"),
+    ("07.1", _effective_only, "CapBnd"),
+    ("07.2", _block_everything, "also broke"),
+    ("07.3", _denylist, "mem"),
     ("09.1", _download_unverified, "was accepted"),
     ("09.1", _download_leaves_file, "remove what you wrote"),
 ]

@@ -35,7 +35,7 @@ def test_flags_become_the_specs_fields(tmp_path):
     assert lin["resources"] == {"memory": {"limit": 64 << 20, "swap": 128 << 20},
                                 "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 20}}
     assert lin["cgroupsPath"] == "minicontainer/mc-abababababababab"
-    assert [n["type"] for n in lin["namespaces"]] == ["pid", "ipc", "uts", "mount", "network"]
+    assert [n["type"] for n in lin["namespaces"]] == ["pid", "ipc", "uts", "mount", "cgroup", "network"]
     assert "/proc/kcore" in lin["maskedPaths"] and "/proc/sys" in lin["readonlyPaths"]
     bind = s["mounts"][-1]
     assert bind == {"destination": "/data", "type": "bind", "source": str(vol.resolve()),
@@ -50,6 +50,31 @@ def test_network_modes_are_namespaces(tmp_path):
     assert {"type": "network", "path": "/proc/4242/ns/net"} in peer["linux"]["namespaces"]
     with pytest.raises(ConfigError):
         spec(_rec(tmp_path, network="container:db"), "/r")
+
+
+def test_cgroupns_private_by_default_host_on_request_and_privileged_sysfs_rw(tmp_path):
+    """Docker's defaults on v2: a cgroup namespace of the container's own (--cgroupns host shares the
+    host's); /sys read-only unless --privileged."""
+    types = lambda s: [n["type"] for n in s["linux"]["namespaces"]]  # noqa: E731
+    sysfs = lambda s: next(m for m in s["mounts"] if m["type"] == "sysfs")["options"]  # noqa: E731
+    default = spec(_rec(tmp_path, network="none"), "/r")
+    assert "cgroup" in types(default) and "ro" in sysfs(default)
+    assert "cgroup" not in types(spec(_rec(tmp_path, network="none", cgroupns="host"), "/r"))
+    assert "ro" not in sysfs(spec(_rec(tmp_path, network="none", privileged=True), "/r"))
+    with pytest.raises(ConfigError, match="cgroupns"):
+        ContainerConfig(image="busybox", cgroupns="shared").validate()
+
+
+def test_working_directory_is_an_absolute_path_never_an_integer():
+    """An image's WorkingDir of 5 would be os.chdir(5), an fchdir to whatever fd 5 is (CVE-2024-21626)."""
+    from minicontainer.runtime.container import _workdir
+    cfg = ContainerConfig(image="busybox")
+    assert _workdir(cfg, {"WorkingDir": "/srv"}) == "/srv" and _workdir(cfg, {}) == "/"
+    for bad in (5, "srv", "proc/self/fd/3"):
+        with pytest.raises(ConfigError, match="WorkingDir"):
+            _workdir(cfg, {"WorkingDir": bad})
+    with pytest.raises(ConfigError, match="working directory"):
+        ContainerConfig(image="busybox", workdir="relative").validate()
 
 
 def test_no_limits_no_resources_and_root_by_default(tmp_path):

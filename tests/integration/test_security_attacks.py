@@ -1,0 +1,194 @@
+"""Issue 16's attack suite: root in a default container must not become root on the host.
+
+One container runs a static probe (attacks.c, built here with the host's C compiler and bind-mounted
+read-only) that makes each attack's system call and prints the errno it got: one container for all
+of them, then the same probe with --privileged and with single --cap-add flags, where Docker means
+some of them to work. Every attack is harmless even when it succeeds (files opened for writing are
+never written; handles and modules are the container's own or garbage). The errno is what the
+attacker sees; the comment names the layer that stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_runtime_cli import _nothing_left, mc
+
+HERE = Path(__file__).resolve().parent
+SYSRQ = os.path.exists("/proc/sysrq-trigger")      # CONFIG_MAGIC_SYSRQ: not on every kernel
+
+# attack → (errno in a default container, the layer that stops it)
+DEFAULT = {
+    "mount_tmpfs": ("EPERM", "seccomp (mount needs CAP_SYS_ADMIN)"),
+    "mount_proc": ("EPERM", "seccomp"),
+    "mount_sysfs": ("EPERM", "seccomp"),
+    "mount_cgroup_v1": ("EPERM", "seccomp"),
+    "mount_cgroup2": ("EPERM", "seccomp"),
+    "mount_bind_host_dev": ("EPERM", "seccomp"),
+    "mount_symlink_target": ("EPERM", "seccomp"),
+    "unmask_timer_list": ("EPERM", "seccomp (umount2)"),
+    "remount_proc_sys_rw": ("EPERM", "seccomp"),
+    "remount_sys_rw": ("EPERM", "seccomp"),
+    "open_core_pattern_w": ("EROFS", "read-only path /proc/sys"),
+    "open_sysrq_trigger_w": ("EROFS" if SYSRQ else "ENOENT",
+                             "read-only path /proc/sysrq-trigger" if SYSRQ else "this kernel has no sysrq"),
+    "open_sys_w": ("EROFS", "/sys mounted read-only"),
+    "mknod_kmsg_read": ("EPERM", "device cgroup"),
+    "mknod_mem": ("EPERM", "device cgroup"),
+    "mknod_disk": ("EPERM", "device cgroup"),
+    "shocker": ("EPERM", "seccomp (open_by_handle_at needs CAP_DAC_READ_SEARCH)"),
+    "ptrace_host": ("ESRCH", "PID namespace"),
+    "kill_host": ("ESRCH", "PID namespace"),
+    "setns_host": ("ENOENT", "PID namespace (no /proc/PID of the host)"),
+    "add_key": ("EPERM", "seccomp"),
+    "keyctl": ("EPERM", "seccomp"),
+    "request_key": ("EPERM", "seccomp"),
+    "bpf": ("EPERM", "seccomp"),
+    "init_module": ("EPERM", "seccomp"),
+    "finit_module": ("EPERM", "seccomp"),
+    "delete_module": ("EPERM", "seccomp"),
+    "kexec_load": ("EPERM", "seccomp"),
+    "perf_event_open": ("EPERM", "seccomp"),
+    "userfaultfd": ("EPERM", "seccomp"),
+    "unshare_user": ("EPERM", "seccomp (unshare(CLONE_NEWUSER) needs CAP_SYS_ADMIN)"),
+    "unshare_mnt": ("EPERM", "seccomp"),
+    "unshare_cgroup": ("EPERM", "seccomp"),
+    "sethostname": ("EPERM", "capabilities (no CAP_SYS_ADMIN)"),
+    "setdomainname": ("EPERM", "capabilities"),
+    "settimeofday": ("EPERM", "seccomp (needs CAP_SYS_TIME)"),
+    "reboot": ("EPERM", "seccomp (needs CAP_SYS_BOOT)"),
+    "swapon": ("EPERM", "seccomp"),
+    "acct": ("EPERM", "seccomp (needs CAP_SYS_PACCT)"),
+    **({"iopl": ("EPERM", "seccomp (needs CAP_SYS_RAWIO)")} if platform.machine() == "x86_64" else {}),
+    "pivot_root": ("EPERM", "seccomp"),
+    "fsopen": ("EPERM", "seccomp"),
+    "open_tree": ("EPERM", "seccomp"),
+    # controls: what a default container may do
+    "mknod_null_ok": ("OK", "allowed: /dev/null's numbers"),
+    "chroot_ok": ("OK", "allowed: CAP_SYS_CHROOT is one of Docker's 14"),
+}
+
+# what --privileged is meant to allow (the rest of its answers are only printed)
+PRIVILEGED_OK = ["mount_tmpfs", "mount_proc", "mount_cgroup2", "mount_bind_host_dev", "open_core_pattern_w",
+                 *(["open_sysrq_trigger_w"] if SYSRQ else []), "open_sys_w", "mknod_kmsg_read", "mknod_mem", "mknod_disk", "shocker",
+                 "add_key", "bpf", "unshare_user", "unshare_mnt", "unshare_cgroup", "sethostname", "userfaultfd"]
+# the PID namespace holds even then
+PRIVILEGED_STILL = {"ptrace_host": "ESRCH", "kill_host": "ESRCH"}
+
+# one capability added: exactly what it is for, and not the layers it does not touch
+CAP_ADD = {
+    "SYS_ADMIN": ({"mount_tmpfs": "OK", "sethostname": "OK", "unshare_mnt": "OK"},
+                  {"mknod_kmsg_read": "EPERM", "open_core_pattern_w": "EROFS", "init_module": "EPERM"}),
+    "DAC_READ_SEARCH": ({"shocker": "OK"}, {"mount_tmpfs": "EPERM"}),
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("mcatk")
+    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
+               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
+    yield env
+    mc(env, "gc")
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler on this host: the probe is a static binary built from attacks.c "
+                    "(install gcc and libc6-dev)")
+    d = tmp_path_factory.mktemp("probe")
+    d.chmod(0o755)
+    subprocess.run([cc, "-static", "-O1", "-o", str(d / "attacks"), str(HERE / "attacks.c")], check=True,
+                   capture_output=True)
+    return d
+
+
+def attacks(env, probe, *flags, names=None) -> dict[str, str]:
+    names = list(names or DEFAULT)
+    p = mc(env, "run", "--rm", "--network", "none", "-v", f"{probe}:/probe:ro", *flags, "busybox",
+           "/probe/attacks", str(os.getpid()), *names, timeout=60)
+    assert p.returncode == 0, (flags, p.returncode, p.stdout, p.stderr)
+    got = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    assert set(got) == set(names), (flags, p.stdout)
+    return got
+
+
+def test_a_default_container_stops_every_attack_with_the_expected_errno(env, probe):
+    got = attacks(env, probe)
+    table = "\n".join(f"  {k:24} {got[k]:7} {layer}" for k, (_, layer) in DEFAULT.items())
+    print("\nattack                   errno   layer\n" + table)
+    wrong = {k: (want, got[k]) for k, (want, _) in DEFAULT.items() if got[k] != want}
+    assert not wrong, f"attack: (expected, got) {wrong}"
+    assert sum(1 for want, _ in DEFAULT.values() if want != "OK") >= 30
+    _nothing_left(env)
+
+
+def test_privileged_allows_what_it_is_meant_to(env, probe):
+    got = attacks(env, probe, "--privileged", names=PRIVILEGED_OK + list(PRIVILEGED_STILL))
+    assert {k: got[k] for k in PRIVILEGED_OK} == dict.fromkeys(PRIVILEGED_OK, "OK"), got
+    assert {k: got[k] for k in PRIVILEGED_STILL} == PRIVILEGED_STILL, got
+    _nothing_left(env)
+
+
+@pytest.mark.parametrize("cap", sorted(CAP_ADD))
+def test_cap_add_allows_only_its_own(env, probe, cap):
+    allowed, still = CAP_ADD[cap]
+    got = attacks(env, probe, "--cap-add", cap, names=list(allowed) + list(still))
+    assert got == {**allowed, **still}, got
+    _nothing_left(env)
+
+
+def test_cgroup_namespace_is_private_by_default_and_shared_on_request(env):
+    """/proc/self/cgroup: "/" in every hierarchy (the container's own group is the namespace's root);
+    --cgroupns host shows the host's path of the group. exec joins the container's namespace."""
+    def lines(*flags):
+        p = mc(env, "run", "--rm", "--network", "none", *flags, "busybox", "cat", "/proc/self/cgroup")
+        assert p.returncode == 0, p.stderr
+        return [line.split(":", 2)[2] for line in p.stdout.splitlines()]
+    private = lines()
+    assert private and set(private) == {"/"}, private
+    # the cgroupfs is mounted, in the namespace (the group's own files at its root) and read-only
+    p = mc(env, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+           "d=/sys/fs/cgroup; [ -e $d/pids/cgroup.procs ] && d=$d/pids; ls $d | grep -c '^cgroup.procs$'; "
+           "mkdir $d/mc-escape")
+    assert p.stdout.split() == ["1"] and "Read-only file system" in p.stderr, (p.stdout, p.stderr)
+    host = lines("--cgroupns", "host")
+    assert any("minicontainer" in path for path in host), host
+    p = mc(env, "run", "-d", "--name", "mc-cgns", "--network", "none", "busybox", "sleep", "30")
+    assert p.returncode == 0, p.stderr
+    try:
+        p = mc(env, "exec", "mc-cgns", "cat", "/proc/self/cgroup")
+        assert p.returncode == 0 and {line.split(":", 2)[2] for line in p.stdout.splitlines()} == {"/"}, p
+    finally:
+        mc(env, "rm", "-f", "mc-cgns")
+    _nothing_left(env)
+
+
+def test_working_directory_through_a_leaked_fd_is_refused(env, tmp_path):
+    """CVE-2024-21626's pattern: the caller holds a host directory open (no O_CLOEXEC) and asks for
+    -w /proc/self/fd/N. The container must not start there (exit 125, one line), and nothing of the
+    host directory is read."""
+    secret = tmp_path / "host-dir"
+    secret.mkdir()
+    (secret / "secret").write_text("host secret\n")
+    fd = os.open(secret, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for flag in (["-w", f"/proc/self/fd/{fd}"], ["-w", f"/proc/1/fd/{fd}"]):
+            p = subprocess.run([sys.executable, "-m", "minicontainer.cli", "run", "--rm",
+                                "--network", "none", *flag, "busybox", "cat", "secret"],
+                               env=env, capture_output=True, text=True, timeout=60, pass_fds=(fd,))
+            assert "host secret" not in p.stdout, (flag, p.stdout)
+            assert p.returncode == 125, (flag, p.returncode, p.stdout, p.stderr)
+            assert "working directory" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    finally:
+        os.close(fd)
+    _nothing_left(env)
