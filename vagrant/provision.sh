@@ -21,10 +21,13 @@ export DEBIAN_FRONTEND=noninteractive
 changed() { echo "changed: $*"; }
 say() { echo "provision: $*"; }
 
-# 1. system packages the course and its tests use (the Makefile's APT_PACKAGES, minus the browser)
+# 1. system packages the course and its tests use (the Makefile's APT_PACKAGES, minus the browser;
+# notebook 08 needs podman, conmon, containerd and runc, 09 docker-registry, openssl and htpasswd,
+# the attack suite's probe gcc and libc6-dev)
 PKGS="python3-venv busybox-static iproute2 iptables nftables procps util-linux kmod
       libseccomp2 umoci skopeo make rsync
-      docker-registry apache2-utils openssl podman conmon containerd runc"   # notebooks 08 and 09
+      docker-registry apache2-utils openssl podman conmon containerd runc
+      gcc libc6-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
