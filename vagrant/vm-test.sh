@@ -11,8 +11,10 @@
 # Environment: MC_VM_WORK (cache: box, wheelhouse, logs; default /var/tmp/minicontainer-vm),
 # MC_VM_NOTEBOOKS (numbers, e.g. "01 03"; default: every notebook), MC_BOX (skip the local box
 # build and use this box), MC_VM_KEEP=1 (do not destroy the VM, for debugging), MC_BOX_BUILDER
-# (path of build-local-box.sh).
+# (path of build-local-box.sh), MC_VM_CLOUDINIT=1 (the cloud-init path and the classroom kit instead:
+# vagrant/vm-test-cloudinit.sh boots a fresh VM with a NoCloud seed and no network).
 set -euo pipefail
+if [ "${MC_VM_CLOUDINIT:-0}" = 1 ]; then exec bash "$(dirname "$0")/vm-test-cloudinit.sh"; fi
 T0=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 W=${MC_VM_WORK:-/var/tmp/minicontainer-vm}
