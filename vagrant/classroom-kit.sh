@@ -14,7 +14,7 @@
 #
 # Usage: classroom-kit.sh OUTDIR. Environment: KIT_BOX (a .box file to copy instead of building one;
 # building needs root and debootstrap, ~2 min; "none": no box, for seeds and web servers only), KIT_WORK (cache: apt indexes, the built box; default
-# /var/tmp/minicontainer-kit/work), KIT_PYTHON (the Python 3.11 that builds the wheels; default the
+# /var/tmp/minicontainer-kit/work), KIT_SOLUTIONS=0 (leave notebooks/solutions/ out), KIT_PYTHON (the Python 3.11 that builds the wheels; default the
 # project's .venv), MC_BOX_BUILDER (as in vm-test.sh). Every step is skipped when its output is current.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +32,8 @@ mkdir -p "$WORK"
 step "the project: minicontainer/ and minicontainer.tar.gz"
 # Files git knows or would add (not .venv, build/, caches); the kit itself may sit in build/.
 files=$(cd "$ROOT" && git ls-files -co --exclude-standard | grep -v '^build/' | sort)
+# KIT_SOLUTIONS=0: the learners' copy without the exercise solutions (docs/instructors.md)
+[ "${KIT_SOLUTIONS:-1}" = 0 ] && files=$(printf '%s\n' "$files" | grep -v '^notebooks/solutions/')
 rm -rf "$OUT/minicontainer.new"; mkdir -p "$OUT/minicontainer.new"
 (cd "$ROOT" && printf '%s\n' "$files" | tar -cf - --no-recursion -T - ) | tar -xf - -C "$OUT/minicontainer.new"
 rm -rf "$OUT/minicontainer"; mv "$OUT/minicontainer.new" "$OUT/minicontainer"
