@@ -15,7 +15,8 @@
 # Environment: MC_VM_WORK (cache: box, kit, seed, logs; default /var/tmp/minicontainer-vm-cloudinit),
 # MC_VM_NOTEBOOKS (numbers; default every notebook), MC_VM_PYTEST (pytest arguments instead of the
 # integration tests + notebooks, e.g. "tests/integration/test_run.py" for a smoke test),
-# MC_VM_KEEP=1 (leave the VM running: its pid and ssh command are printed), MC_CI_BOX (a .box file
+# MC_VM_KIT_VIA=http (the project and the kit from a web server on the host, as a room serves them,
+# instead of on the seed image), MC_VM_KEEP=1 (leave the VM running: its pid and ssh command are printed), MC_CI_BOX (a .box file
 # to start from instead of building one), MC_BOX_BUILDER, MC_CPUS, MC_MEMORY.
 set -euo pipefail
 T0=$(date +%s)
@@ -38,7 +39,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-QEMU_PID=""; TUNNEL_PID=""; SSH=(false)
+QEMU_PID=""; TUNNEL_PID=""; HTTP_PID=""; SSH=(false)
 cleanup() {
   local rc=$?
   [ -n "$TUNNEL_PID" ] && kill "$TUNNEL_PID" 2>/dev/null && echo "stopped the ssh tunnel (pid $TUNNEL_PID)"
@@ -55,6 +56,7 @@ cleanup() {
       rm -f "$W/run.qcow2" "$W/qemu.pid"
     fi
   fi
+  [ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null && echo "stopped the kit's web server (pid $HTTP_PID)"
   local d=$(( $(date +%s) - T0 ))
   echo; echo "vm-test (cloud-init): $([ $rc = 0 ] && echo PASSED || echo FAILED) in $((d / 60))m$((d % 60))s (log: $LOG)" | tee -a "$LOG"
   exit $rc
@@ -79,10 +81,33 @@ step "the classroom kit (the guest gets no network: everything comes from here)"
 KIT_BOX=none bash "$ROOT/vagrant/classroom-kit.sh" "$W/kit" 2>&1 | tee -a "$LOG" | grep -E '^==>|wheels|packages|files' || true
 [ "${PIPESTATUS[0]}" = 0 ] || fail "make classroom-kit (see $LOG)"
 
-step "the NoCloud seed: cloud-init.yaml + the project + the kit"
 mkdir -p "$W/ssh"; chmod 700 "$W/ssh"
 [ -f "$W/ssh/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C minicontainer-vm-test -f "$W/ssh/id_ed25519"
-MC_SEED_KIT=$W/kit MC_SSH_KEY=$W/ssh/id_ed25519.pub bash "$ROOT/vagrant/cloud-seed.sh" "$W/seed" | tee -a "$LOG"
+GUESTFWD=""
+if [ "${MC_VM_KIT_VIA:-seed}" = http ]; then
+  # The room's web server: the kit served on the host's loopback, which the guest reaches as
+  # 10.0.2.100:8000 through qemu's guestfwd (one relay process per connection) and nothing else.
+  step "the NoCloud seed: cloud-init.yaml only; the project and the kit from a web server"
+  HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 -m http.server -b 127.0.0.1 -d "$W/kit" "$HTTP_PORT" > "$W/http.log" 2>&1 & HTTP_PID=$!
+  cat > "$W/relay.py" <<'PY'
+import os, socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def up():
+    while b := os.read(0, 65536):
+        s.sendall(b)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while b := s.recv(65536):
+    os.write(1, b)
+PY
+  GUESTFWD=",guestfwd=tcp:10.0.2.100:8000-cmd:python3 $W/relay.py $HTTP_PORT"
+  MC_SOURCE=http://10.0.2.100:8000/minicontainer.tar.gz MC_KIT=http://10.0.2.100:8000 \
+    MC_SSH_KEY=$W/ssh/id_ed25519.pub bash "$ROOT/vagrant/cloud-seed.sh" "$W/seed" | tee -a "$LOG"
+else
+  step "the NoCloud seed: cloud-init.yaml + the project + the kit"
+  MC_SEED_KIT=$W/kit MC_SSH_KEY=$W/ssh/id_ed25519.pub bash "$ROOT/vagrant/cloud-seed.sh" "$W/seed" | tee -a "$LOG"
+fi
 [ "${PIPESTATUS[0]}" = 0 ] || fail "cloud-seed"
 
 step "boot (qemu, user network with restrict=on: no way out of the guest)"
@@ -93,7 +118,7 @@ qemu-system-x86_64 -name minicontainer-cloudinit-test -machine q35,accel=$accel 
   -smp "${MC_CPUS:-2}" -m "${MC_MEMORY:-4096}" \
   -drive file="$W/run.qcow2",if=virtio,format=qcow2 \
   -drive file="$W/seed/seed.iso",media=cdrom,readonly=on \
-  -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22 -device virtio-net-pci,netdev=n0 \
+  -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22$GUESTFWD" -device virtio-net-pci,netdev=n0 \
   -display none -serial file:"$W/console.log" -daemonize -pidfile "$W/qemu.pid" || fail "qemu did not start"
 QEMU_PID=$(cat "$W/qemu.pid"); echo "qemu pid $QEMU_PID (accel $accel), guest ssh on 127.0.0.1:$SSH_PORT"
 # Debian's cloud-init creates the default user "debian" with our key and passwordless sudo
