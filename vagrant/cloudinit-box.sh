@@ -27,6 +27,10 @@ unshare -m --propagation private bash -euo pipefail -c '
   chroot "$M" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   chroot "$M" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cloud-init >/dev/null
   chroot "$M" apt-get clean; rm -rf "$M"/var/lib/apt/lists/*_Packages*
+  # As on a cloud image, the default locale exists: cloud-init sets LANG=en_US.UTF-8, and Debian'"'"'s
+  # locale-gen ignores the locale it is given, so without this its locale module fails (found in a
+  # chroot run of every cloud-init stage: "update-locale: Error: invalid locale settings").
+  sed -i "s/^# *\(en_US.UTF-8 UTF-8\)/\1/" "$M/etc/locale.gen"; chroot "$M" locale-gen >/dev/null
   # Only the NoCloud seed (no waiting for metadata services a local VM has not got); the box brings
   # up eth0 itself (ifupdown), so cloud-init must not write a second configuration for it.
   printf "datasource_list: [NoCloud, None]\nnetwork: {config: disabled}\n" > "$M/etc/cloud/cloud.cfg.d/90-minicontainer-box.cfg"
