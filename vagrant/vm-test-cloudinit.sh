@@ -62,6 +62,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap 'exit 143' TERM; trap 'exit 130' INT    # stopped by hand: never report PASSED (it did)
 
 step "the cloud VM's disk: the local Debian 12 box + cloud-init"
 BASE=$W/debian12-cloudinit.qcow2
