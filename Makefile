@@ -107,6 +107,23 @@ bench: setup
 vm-test: root venv
 	bash vagrant/vm-test.sh
 
+# Classrooms (docs/instructors.md). classroom-kit: one directory for a USB stick or a web server in
+# the room — the project, a Debian 12 box, the guest's wheels and Debian packages — so `vagrant up`
+# and cloud VMs need no internet (building the box needs root; KIT_BOX=FILE copies one instead).
+# cloud-init: vagrant/cloud-init.yaml with MC_SOURCE/MC_KIT/MC_SSH_KEY filled in, for multipass or a
+# cloud; cloud-seed: the same as a NoCloud seed image (MC_SEED_KIT=KITDIR puts the kit on it).
+# `sudo make vm-test MC_VM_CLOUDINIT=1` boots a VM from such a seed with no network and checks it all.
+KIT_DIR ?= build/classroom-kit
+.PHONY: classroom-kit cloud-init cloud-seed
+classroom-kit: venv
+	bash vagrant/classroom-kit.sh $(KIT_DIR)
+
+cloud-init:
+	bash vagrant/cloud-seed.sh build/cloud-seed user-data-only
+
+cloud-seed:
+	bash vagrant/cloud-seed.sh build/cloud-seed
+
 clean-venv:
 	rm -rf $(VENV) build
 

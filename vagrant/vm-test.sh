@@ -11,8 +11,11 @@
 # Environment: MC_VM_WORK (cache: box, wheelhouse, logs; default /var/tmp/minicontainer-vm),
 # MC_VM_NOTEBOOKS (numbers, e.g. "01 03"; default: every notebook), MC_BOX (skip the local box
 # build and use this box), MC_VM_KEEP=1 (do not destroy the VM, for debugging), MC_BOX_BUILDER
-# (path of build-local-box.sh).
+# (path of build-local-box.sh), MC_VM_KIT=DIR (the classroom kit's wheels and packages, provisioned
+# with the guest's default route cut), MC_VM_CLOUDINIT=1 (the cloud-init path and the classroom kit instead:
+# vagrant/vm-test-cloudinit.sh boots a fresh VM with a NoCloud seed and no network).
 set -euo pipefail
+if [ "${MC_VM_CLOUDINIT:-0}" = 1 ]; then exec bash "$(dirname "$0")/vm-test-cloudinit.sh"; fi
 T0=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 W=${MC_VM_WORK:-/var/tmp/minicontainer-vm}
@@ -117,6 +120,12 @@ if [ -z "${MC_BOX:-}" ]; then
   fi
 fi
 
+if [ -n "${MC_VM_KIT:-}" ]; then
+  step "the classroom kit $MC_VM_KIT: its wheels and Debian packages only"
+  [ -f "$MC_VM_KIT/KIT-VERSION" ] || fail "MC_VM_KIT=$MC_VM_KIT is not a classroom kit (make classroom-kit)"
+  export MC_KIT=$(cd "$MC_VM_KIT" && pwd); unset MC_WHEELHOUSE     # the Vagrantfile takes the kit's
+  cat "$MC_KIT/KIT-VERSION"
+else
 step "wheelhouse for the guest (no package index in there)"
 export MC_WHEELHOUSE=$W/wheelhouse
 want=$(cat "$ROOT/pyproject.toml" /proc/version | sha256sum | cut -c1-16)
@@ -129,6 +138,7 @@ if [ "$(cat "$MC_WHEELHOUSE/.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$MC_WHEELHOUSE/.stamp"
 fi
 echo "$(ls "$MC_WHEELHOUSE"/*.whl | wc -l) wheels in $MC_WHEELHOUSE"
+fi
 
 # a free host port for the forward (8888 may be taken on this host)
 export MC_HOST_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -138,8 +148,27 @@ vagrant validate || fail "vagrant validate"
 (vagrant destroy -f >/dev/null 2>&1 || true)
 step "vagrant up (box $MC_BOX, provider libvirt, driver ${MC_LIBVIRT_DRIVER:-kvm}; first provisioning)"
 VM_UP=1
+if [ -n "${MC_VM_KIT:-}" ]; then
+  # The kit must be enough: boot, cut the guest's way out (its DHCP client stopped without giving up
+  # the lease, so it cannot put the route back; the default route deleted), check that the package
+  # indexes are out of reach, and only then provision.
+  vagrant up --provider libvirt --no-provision 2>&1 | tee "$W/provision0.log" | tee -a "$LOG" | grep -E '==> lab: (Running|Rsyncing|Machine booted)|[Ee]rror' || true
+  [ "${PIPESTATUS[0]}" = 0 ] || fail "vagrant up --no-provision"
+  step "the guest without a default route"
+  vagrant ssh -c 'sudo dhclient -x -pf /run/dhclient.eth0.pid eth0 2>/dev/null; sudo ip route del default 2>/dev/null; ip -4 route' 2>&1 | tr -d '\r' | tee -a "$LOG"
+  if vagrant ssh -c 'python3 -c "import urllib.request; urllib.request.urlopen(\"http://deb.debian.org/debian/\", timeout=15)"' >/dev/null 2>&1 ||
+     vagrant ssh -c 'python3 -c "import urllib.request; urllib.request.urlopen(\"https://pypi.org/simple/\", timeout=15)"' >/dev/null 2>&1; then
+    fail "the guest still reaches a package index: this run would not prove the kit is enough"
+  fi
+  echo "guest -> deb.debian.org, pypi.org: unreachable"
+  step "first provisioning, from the kit only"
+  vagrant provision 2>&1 | tee "$W/provision1.log" | tee -a "$LOG" | grep -E 'provision:|changed:|Open|http://|[Ee]rror' || true
+  [ "${PIPESTATUS[0]}" = 0 ] || fail "vagrant provision (offline, from the kit)"
+  grep -q "from the kit" "$W/provision1.log" || fail "provisioning did not read the kit's packages"
+else
 vagrant up --provider libvirt 2>&1 | tee "$W/provision1.log" | tee -a "$LOG" | grep -E 'provision:|changed:|Open|http://|==> lab: (Running|Rsyncing|Machine booted)|[Ee]rror' || true
 [ "${PIPESTATUS[0]}" = 0 ] || fail "vagrant up"
+fi
 grep -q "changed:" "$W/provision1.log" || fail "the first provisioning reported no change"
 
 step "second provisioning: must change nothing"
