@@ -97,6 +97,10 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+# a signal must end the run as a failure: without these, bash runs the EXIT trap with the status of
+# the last command that finished (often 0), and a run stopped by hand printed "PASSED"
+trap 'exit 143' TERM
+trap 'exit 130' INT
 if ! systemctl is-active -q libvirtd 2>/dev/null; then
   mkdir -p /run/dbus
   # a pid file left by a dbus-daemon that is gone (an earlier run killed it) makes dbus refuse to start
