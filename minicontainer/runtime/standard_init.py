@@ -120,7 +120,7 @@ def container_init(spec: dict, sock, fail) -> None:
     sc.unshare(sc.CLONE_NEWNS)
     merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
     try:
-        os.makedirs(merged, exist_ok=True)
+        os.makedirs(merged, 0o700, exist_ok=True)     # the overlay covers it; only root needs it
     except OSError as exc:
         raise from_oserror(exc, "create the overlay's mount point", merged) from exc
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)

@@ -90,7 +90,6 @@ def test_17_01_hosts_refresh_device_node(roots):
     assert events == b"", "the runtime wrote into the container's device node /etc/hosts"
 
 
-@xfail(2, "a container's record (with its -e secrets) is readable by any host user")
 def test_17_02_writable_layer_and_records_open_to_host_users(roots):
     with detached(roots, "h17b", "--network", "none", "-e", "DB_PASSWORD=hunter2-17", "busybox",
                   "sh", "-c", "echo upper > /tmp/in-upper; sleep 30"):
