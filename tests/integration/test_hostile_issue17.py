@@ -103,7 +103,6 @@ def test_17_02_writable_layer_and_records_open_to_host_users(roots):
     assert "in-upper" not in ls.stdout, "uid 65534 lists the container's writable layer"
 
 
-@xfail(3, "the server serves a caller without capabilities what it could not do itself")
 def test_17_03_server_serves_a_capless_caller(served, secret):
     capless = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
     argv = ["run", "--rm", "--network", "none", "-v", f"{secret}:/host", "busybox", "cat", "/host/secret"]
@@ -115,7 +114,6 @@ def test_17_03_server_serves_a_capless_caller(served, secret):
     assert via.returncode == alone.returncode
 
 
-@xfail(4, "the server hands its inherited descriptors to every container")
 def test_17_04_server_leaks_inherited_fds(roots, secret):
     env = dict(roots)
     env.pop("MINICONTAINER_NO_SERVER", None)
@@ -129,7 +127,6 @@ def test_17_04_server_leaks_inherited_fds(roots, secret):
     assert "hostile-secret-17" not in p.stdout, "a container read a host file through the server's fd 7"
 
 
-@xfail(5, "the server handles one connection at a time: a slow client stalls every command")
 def test_17_05_slow_client_stalls_the_server(served):
     from minicontainer.client import MAGIC
     slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
