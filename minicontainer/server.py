@@ -26,14 +26,16 @@ new spare is made only when no command runs: its cgroup write would slow every f
 worker answers the command itself before it cleans up; the command acknowledges (below).
 
 The command silently runs in-process instead when no server listens, when it is not root, when it
-asks for a terminal (``-t``: the pty relay stays local), when its ``MINICONTAINER_*`` settings differ
+asks for a terminal (``-t``: the pty relay stays local), when it is not the server's twin (other
+capabilities, namespaces or root: it must not get more than it could do itself — intake.py), when its ``MINICONTAINER_*`` settings differ
 from the server's (some are read once, at import: the cgroup parent, the bridge), or when the package
 changed on disk since the server started (the server then exits; the next ``serve`` runs new code).
 
 Rejected alternatives: running commands in threads of one process (a crash or a ``setns`` in one
 would hit all; the runtime forks and joins namespaces per process), and exec'ing a fresh interpreter
 per request (that is the cost we are avoiding). Only root may connect: the socket is 0600 in the
-state root, and the server checks the peer's uid (SO_PEERCRED) as well.
+state root, and the server checks the peer's uid (SO_PEERCRED) as well. Requests are read without
+blocking the loop, with a size limit and a deadline (intake.py): a slow client delays no one.
 
 The command's side — the launcher that starts without ``site``, and the protocol (``MC1`` request
 with fds 0, 1, 2 attached; ``W``/``F``/``E`` answer; ``A`` acknowledgement) — is in client.py.
@@ -222,7 +224,7 @@ class Server:
             say(sock, b"Eonly root may use the minicontainer server\n")
             return sock.close()
         if len(self.pending) >= MAX_PENDING:
-            say(sock, b"Ethe server is busy: %d requests are still arriving\n" % len(self.pending))
+            say(sock, b"Fthe server is busy: %d requests are still arriving\n" % len(self.pending))
             return sock.close()
         p = _Pending(sock, differs(sock, self.facts))
         self.pending[sock.fileno()] = p
