@@ -44,9 +44,12 @@ def tighten_root(path) -> None:
 def make_dir(path, *, root=None):
     """``mkdir -p`` with 0700 for every directory it creates at or below ``root`` (default: the state
     or data root ``path`` is in, else ``path`` itself); above it ordinary 0755 directories (e.g.
-    ``/var/lib``). Returns ``path``. ``root`` is tightened if it existed (:func:`tighten_root`)."""
+    ``/var/lib``). Returns ``path``. ``root`` is tightened if it existed (:func:`tighten_root`) — by
+    default only our own roots: a directory a caller names (an OCI ``--root`` of containerd's) keeps
+    its mode, as runc leaves it."""
     p = os.fspath(path)
     top = os.fspath(root) if root is not None else _root_of(p)
+    ours = root is not None or top != p or p in _roots()
     try:
         os.mkdir(p, 0o700 if _below(p, top) else 0o755)
     except FileExistsError:
@@ -61,13 +64,18 @@ def make_dir(path, *, root=None):
             os.mkdir(p, 0o700 if _below(p, top) else 0o755)
         except FileExistsError:
             pass
-    tighten_root(top)
+    if ours:
+        tighten_root(top)
     return path
 
 
-def _root_of(p: str) -> str:
+def _roots() -> tuple[str, str]:
     from . import paths
-    for r in (paths._state_root(), os.fspath(paths.data_root())):
+    return paths._state_root(), os.fspath(paths.data_root())
+
+
+def _root_of(p: str) -> str:
+    for r in _roots():
         if _below(p, r):
             return r
     return p

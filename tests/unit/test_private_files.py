@@ -51,3 +51,15 @@ def test_an_open_root_is_tightened_once(tmp_path):
     root.chmod(0o755)
     private.make_dir(root / "c1", root=root)
     assert (mode(root), mode(root / "c1")) == (0o700, 0o700)
+
+
+def test_a_directory_outside_our_roots_keeps_its_mode(tmp_path, monkeypatch):
+    """An OCI --root that containerd made is containerd's: created 0700 if missing, never chmod'ed."""
+    monkeypatch.setenv("MINICONTAINER_STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setenv("MINICONTAINER_DATA_ROOT", str(tmp_path / "data"))
+    theirs = tmp_path / "containerd-root"
+    theirs.mkdir()
+    theirs.chmod(0o711)
+    private.make_dir(theirs)
+    private.make_dir(tmp_path / "new-root")
+    assert (mode(theirs), mode(tmp_path / "new-root")) == (0o711, 0o700)
