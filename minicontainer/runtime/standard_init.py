@@ -141,6 +141,9 @@ def container_init(spec: dict, sock, fail) -> None:
     for fd in fds:
         if fd > 2:
             os.close(fd)
+    # Before anything resolves a path the user gave: a descriptor the caller left open would make
+    # `-w /proc/self/fd/7` a door to the host (runc's CVE-2024-21626)
+    close_inherited(fail.fd)
     msg = json.loads(body)
     rec = msg["rec"]
     cfg = ContainerConfig.from_dict(rec["config"])
@@ -167,7 +170,6 @@ def container_init(spec: dict, sock, fail) -> None:
 
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
-    close_inherited(fail.fd)
     # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs and
     # the ids in security.apply's order: the last step before exec (with --init, before the init
     # forks: PID 1 is confined as well, as Docker's tini is).

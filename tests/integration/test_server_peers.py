@@ -113,3 +113,21 @@ def test_a_client_that_sends_nothing_is_dropped_and_delays_no_one(served):
     finally:
         for s in idle:
             s.close()
+
+
+def test_a_descriptor_the_caller_left_open_is_no_working_directory(tmp_path):
+    """Item 4's door without a server: `exec 7<dir; minicontainer run -w /proc/self/fd/7` must not
+    start the container in a host directory (runc's CVE-2024-21626): inherited fds are closed
+    before the working directory is resolved."""
+    env, base = make_roots()
+    d = tmp_path / "host-dir"
+    d.mkdir()
+    (d / "secret").write_text("hostile-secret-fd\n")
+    try:
+        p = subprocess.run(["sh", "-c", f'exec 7<"{d}"; exec "$@"', "sh", *MC, "run", "--rm", "--network",
+                            "none", "-w", "/proc/self/fd/7", "busybox", "cat", "secret"],
+                           env=env, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    finally:
+        drop_roots(env, base)
+    assert "hostile-secret-fd" not in p.stdout, "the container started in the caller's fd 7"
+    assert p.returncode != 0 and "/proc/self/fd/7" in p.stderr, p
