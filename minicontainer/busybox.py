@@ -98,10 +98,9 @@ def digest(busybox: Path | None = None, cache: Path | None = None) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     if cache is not None:
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        from . import private
         try:
-            tmp.write_text(f"{key} {h.hexdigest()}\n")
-            os.replace(tmp, cache)
+            private.write(cache, f"{key} {h.hexdigest()}\n")
         except OSError:
             pass
     return h.hexdigest()

@@ -89,7 +89,11 @@ def converse(s, req: bytes, path: str = "") -> "int | None":
     code, or None for "run it yourself". A worker killed by signal N makes us die of N too."""
     import _signal
     from . import fdpass
-    fdpass.send(s, req, fdpass.stdio())
+    try:
+        fdpass.send(s, req, fdpass.stdio())
+        sent = True
+    except OSError:         # the server answered at once and hung up (busy): its answer is below
+        sent = False
 
     def relay(signum, _frame):
         try:
@@ -116,7 +120,7 @@ def converse(s, req: bytes, path: str = "") -> "int | None":
         pass
     line = reply.split(b"\n", 1)[0]        # the worker's answer; the server's own may follow it
     kind, text = line[:1], line[1:].strip().decode(errors="replace")
-    if kind == b"F":
+    if kind == b"F" or (not sent and not reply):     # nothing ran there: run it here
         return None
     if kind == b"W":
         status = int(text)

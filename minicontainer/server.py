@@ -26,14 +26,16 @@ new spare is made only when no command runs: its cgroup write would slow every f
 worker answers the command itself before it cleans up; the command acknowledges (below).
 
 The command silently runs in-process instead when no server listens, when it is not root, when it
-asks for a terminal (``-t``: the pty relay stays local), when its ``MINICONTAINER_*`` settings differ
+asks for a terminal (``-t``: the pty relay stays local), when it is not the server's twin (other
+capabilities, namespaces or root: it must not get more than it could do itself — intake.py), when its ``MINICONTAINER_*`` settings differ
 from the server's (some are read once, at import: the cgroup parent, the bridge), or when the package
 changed on disk since the server started (the server then exits; the next ``serve`` runs new code).
 
 Rejected alternatives: running commands in threads of one process (a crash or a ``setns`` in one
 would hit all; the runtime forks and joins namespaces per process), and exec'ing a fresh interpreter
 per request (that is the cost we are avoiding). Only root may connect: the socket is 0600 in the
-state root, and the server checks the peer's uid (SO_PEERCRED) as well.
+state root, and the server checks the peer's uid (SO_PEERCRED) as well. Requests are read without
+blocking the loop, with a size limit and a deadline (intake.py): a slow client delays no one.
 
 The command's side — the launcher that starts without ``site``, and the protocol (``MC1`` request
 with fds 0, 1, 2 attached; ``W``/``F``/``E`` answer; ``A`` acknowledgement) — is in client.py.
@@ -44,7 +46,9 @@ from __future__ import annotations
 import os
 
 from . import paths
-from .commands import MAGIC, VERB_NAMES, parse_request, request
+from .commands import VERB_NAMES, parse_request, request
+from .intake import Pending as _Pending
+from .pkgwatch import PackageWatch as _PackageWatch
 from .worker import fork as _fork, foreground_run as _foreground_run, leave_server as _leave_server, \
     spare as _spare, worker as _worker
 
@@ -80,58 +84,11 @@ def _preload(parser_for) -> None:
     gc.freeze()
 
 
-class _PackageWatch:
-    """Has the package changed on disk since the server imported it? inotify on its directories
-    (not __pycache__): asking costs one non-blocking read. Rejected: stat'ing every source file
-    per request (what this replaced; its cost is in bench/README.md)."""
-
-    def __init__(self, root: str | None = None) -> None:
-        from . import syscalls as sc
-        self.fd = sc.inotify_init()
-        self.changed = False
-        mask = sc.IN_MODIFY | sc.IN_ATTRIB | sc.IN_CREATE | sc.IN_DELETE | sc.IN_MOVED_FROM | sc.IN_MOVED_TO
-        for d, dirs, _files in os.walk(root or os.path.dirname(os.path.abspath(__file__))):
-            dirs[:] = [x for x in dirs if x != "__pycache__"]
-            sc.inotify_add_watch(self.fd, d, mask)
-
-    def stale(self) -> bool:
-        from . import syscalls as sc
-        while not self.changed:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                break
-            self.changed = any(name.endswith(".py") or (mask & sc.IN_ISDIR and name != "__pycache__")
-                               for _wd, mask, name in sc.inotify_events(data))
-        return self.changed
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
 class _Conn:
     def __init__(self, sock):
         self.sock = sock
         self.pid: int | None = None
         self.answered = False      # the command got its exit code (it acknowledges with "A")
-
-
-def _read_request(sock) -> tuple[bytes, list[int]]:
-    from . import fdpass
-    fds: list[int] = []
-    data = b""
-    need = None
-    while need is None or len(data) < need:
-        msg, got = fdpass.recv(sock, 65536, 3)
-        fds += got
-        if not msg:
-            raise ConnectionError("the command hung up mid-request")
-        data += msg
-        if need is None and len(data) >= 7:
-            if data[:3] != MAGIC:
-                raise ConnectionError("not a minicontainer request")
-            need = 7 + int.from_bytes(data[3:7], "big")
-    return data[7:need], fds
 
 
 class Server:
@@ -148,6 +105,7 @@ class Server:
         self.watch: _PackageWatch | None = None
         self.stopping = False
         self.spare: tuple[int, object] | None = None     # (pid, socket) of the waiting spare worker
+        self.pending: dict[int, object] = {}              # fd → intake.Pending: requests still arriving
 
     # -- life --
     def bind(self) -> None:
@@ -171,6 +129,8 @@ class Server:
         self.listener = s
         self.watch = _PackageWatch()
         self.settings = _settings(os.environ)
+        from .intake import server_facts
+        self.facts = server_facts()       # what a caller must share with us to be served (intake.py)
 
     def close(self) -> None:
         if self.watch is not None:
@@ -205,13 +165,19 @@ class Server:
             while not (self.stopping and not self.workers):
                 timeout = None if not self.idle or self.stopping else \
                     max(0.0, self.idle - (time.monotonic() - last))
+                if self.pending:
+                    due = min(p.deadline for p in self.pending.values()) - time.monotonic()
+                    timeout = max(0.0, due if timeout is None else min(timeout, due))
                 events = sel.select(timeout)
-                if not events and timeout is not None and not self.workers:
+                if not events and timeout is not None and not self.workers and not self.pending:
                     self._stop()                            # idle: nobody asked for a while
+                self._expire()
                 for key, _ in events:
                     last = time.monotonic()
                     if key.data == "accept":
                         self._accept()
+                    elif isinstance(key.data, _Pending):
+                        self._more(key.data)
                     elif key.data == "signal":
                         for b in os.read(wake_r, 512):
                             if b in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -224,6 +190,8 @@ class Server:
             signal.set_wakeup_fd(-1)
             for c in list(self.conns.values()):
                 c.sock.close()
+            for p in list(self.pending.values()):
+                p.close()
             sel.close()
             os.close(wake_r)
             os.close(wake_w)
@@ -237,32 +205,91 @@ class Server:
 
     # -- requests --
     def _accept(self) -> None:
+        """A new connection: who is it (now, while its pid is fresh), then read its request as it
+        comes, never waiting for it here (intake.py)."""
+        import selectors
         import socket
         import struct
-        sock, _ = self.listener.accept()
-        fds: list[int] = []
+        from .intake import MAX_PENDING, differs, say
         try:
-            sock.settimeout(5)
-            pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                                 struct.calcsize("3i")))
-            if uid != 0:
-                sock.sendall(b"Eonly root may use the minicontainer server\n")
-                return sock.close()
-            body, fds = _read_request(sock)
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        try:
+            _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                  struct.calcsize("3i")))
+        except OSError:
+            return sock.close()
+        if uid != 0:
+            say(sock, b"Eonly root may use the minicontainer server\n")
+            return sock.close()
+        if len(self.pending) >= MAX_PENDING:
+            say(sock, b"Fthe server is busy: %d requests are still arriving\n" % len(self.pending))
+            return sock.close()
+        p = _Pending(sock, differs(sock, self.facts))
+        self.pending[sock.fileno()] = p
+        self._sel.register(sock, selectors.EVENT_READ, p)
+        self._more(p)             # the request is usually there already: no second trip round the loop
+
+    def _more(self, p) -> None:
+        """More of a pending request has arrived: once it is complete, answer or run it."""
+        from .intake import Refused, say
+        try:
+            body = p.read()
+        except Refused as exc:
+            say(p.sock, b"E%s\n" % str(exc).encode(errors="replace"))
+            return self._unpend(p, close=True)
+        except OSError:
+            return self._unpend(p, close=True)
+        if body is None:
+            return
+        self._unpend(p, close=False)
+        try:
+            self._dispatch(p.sock, body, p.fds, p.why_not)
+        finally:
+            for fd in p.fds:
+                os.close(fd)
+
+    def _unpend(self, p, *, close: bool) -> None:
+        if self.pending.pop(p.sock.fileno(), None) is not None:
+            self._sel.unregister(p.sock)
+        if close:
+            p.close()
+
+    def _expire(self) -> None:
+        """Drop requests not complete in time (intake.REQUEST_TIMEOUT): a slow client holds nothing."""
+        import time
+        from .intake import REQUEST_TIMEOUT, say
+        now = time.monotonic()
+        for p in [p for p in self.pending.values() if p.deadline <= now]:
+            say(p.sock, b"Ethe request did not arrive within %d s\n" % REQUEST_TIMEOUT)
+            self._unpend(p, close=True)
+
+    def _dispatch(self, sock, body: bytes, fds: list[int], why_not: str | None) -> None:
+        import selectors
+        from .intake import say
+        try:
             kind, cwd, umask, argv, env = parse_request(body)
-            if kind == b"stop":
+        except (ValueError, IndexError) as exc:
+            say(sock, b"Ebad request: %s\n" % str(exc).encode(errors="replace"))
+            return sock.close()
+        if kind == b"status":
+            say(sock, b"W0 pid=%d served=%d\n" % (os.getpid(), self.served))
+            return sock.close()
+        if kind == b"stop":
+            if why_not:
+                say(sock, b"Erefused: %s\n" % why_not.encode(errors="replace"))
+            else:
                 self._stop()
-                sock.sendall(b"W0 pid=%d\n" % os.getpid())
-                return sock.close()
-            if kind == b"status":
-                sock.sendall(b"W0 pid=%d served=%d\n" % (os.getpid(), self.served))
-                return sock.close()
-            why = self._refuse(env)
-            if why:
-                sock.sendall(b"F" + why.encode() + b"\n")
-                return sock.close()
-            sock.settimeout(None)
-            conn = _Conn(sock)
+                say(sock, b"W0 pid=%d\n" % os.getpid())
+            return sock.close()
+        why = why_not or self._refuse(env)
+        if why:
+            say(sock, b"F" + why.encode(errors="replace") + b"\n")     # the command runs it itself
+            return sock.close()
+        sock.setblocking(True)
+        conn = _Conn(sock)
+        try:
             if self.spare is not None and _foreground_run(argv):
                 try:
                     conn.pid = self._hand_to_spare(body, fds, sock)
@@ -270,20 +297,13 @@ class Server:
                     self._drop_spare()
             if conn.pid is None:
                 conn.pid = self._fork_worker(conn, fds, cwd, umask, argv, env)
-            self.served += 1
-            self.workers[conn.pid] = conn
-            self.conns[sock.fileno()] = conn
-            import selectors
-            self._sel.register(sock, selectors.EVENT_READ, conn)
-        except (OSError, ValueError, IndexError) as exc:
-            try:
-                sock.sendall(b"Ebad request: %s\n" % str(exc).encode(errors="replace"))
-            except OSError:
-                pass
-            sock.close()
-        finally:
-            for fd in fds:
-                os.close(fd)
+        except OSError as exc:
+            say(sock, b"Ecannot run the command: %s\n" % str(exc).encode(errors="replace"))
+            return sock.close()
+        self.served += 1
+        self.workers[conn.pid] = conn
+        self.conns[sock.fileno()] = conn
+        self._sel.register(sock, selectors.EVENT_READ, conn)
 
     def _refuse(self, env: dict) -> str | None:
         if _settings(env) != self.settings:
@@ -378,7 +398,12 @@ class Server:
 
 def serve(execute, parser_for, *, detach: bool = False, idle: float = 0) -> int:
     """``minicontainer serve [-d] [--idle SECONDS]``: run the server (in the background with -d).
-    ``execute(argv)`` runs one command, ``parser_for(verb)`` builds a verb's parser (cli.py's)."""
+    ``execute(argv)`` runs one command, ``parser_for(verb)`` builds a verb's parser (cli.py's).
+
+    First a daemon closes every descriptor it inherited (≥ 3): a shell's ``exec 7</`` would
+    otherwise live on in the server, in every worker it forks and so in every container a worker
+    starts (``run -w /proc/self/fd/7`` read the host through it). Nothing of ours is open yet."""
+    os.closerange(3, 1 << 20)           # one close_range(2)
     server = Server(execute, parser_for, idle=idle)
     server.bind()
     if not detach:
@@ -428,6 +453,10 @@ def control(kind: str) -> str | None:
         reply = s.makefile("rb").readline().decode().strip()
     finally:
         s.close()
+    if not reply.startswith("W"):          # e.g. a --stop from a caller that is not the server's twin
+        from .errors import ContainerError
+        raise ContainerError(f"the server on {path} answered: {reply[1:] or 'nothing'}",
+                             hint="run it as the user, with the capabilities and namespaces, that started it")
     # (not SO_PEERCRED: that names whoever bound the socket — the `serve -d` that forked the server)
     pid = int(reply.partition("pid=")[2].split()[0])
     if kind == "stop":               # wait until it has finished its running commands and exited

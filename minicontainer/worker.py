@@ -52,6 +52,8 @@ def leave_server(server) -> None:
         server.watch.close()
     for c in server.conns.values():
         c.sock.close()
+    for p in server.pending.values():     # requests still arriving, and the stdio they came with
+        p.close()
     if server.spare is not None:
         server.spare[1].close()
 

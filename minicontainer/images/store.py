@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from .._record import factory, record
 from pathlib import Path
 
-from .. import paths
+from .. import paths, private
 from ..errors import ConfigError, ConflictError, ImageError, NotFoundError, from_oserror
 from .overlay import OPAQUE_XATTR
 from .trees import _rmtree, copy_tree, tree_digest  # noqa: F401 - importable from here too
@@ -111,7 +111,7 @@ class ImageStore:
     def _dirs(self) -> None:
         for d in ("layers", "images", "cache", "containers", "tmp"):
             try:
-                (self.root / d).mkdir(parents=True, exist_ok=True)
+                private.make_dir(self.root / d, root=self.root)     # 0700 (private.py)
             except OSError as exc:
                 raise from_oserror(exc, "create image store", self.root / d) from exc
 
@@ -129,7 +129,7 @@ class ImageStore:
                 self._lock_depth -= 1
             return
         self._dirs()
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = private.lock_file(self.root / ".lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._lock_depth = 1
@@ -182,9 +182,7 @@ class ImageStore:
         return sorted(k for k, v in self._digests().items() if v == iid)
 
     def _write_json(self, path: Path, data) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        private.write(path, json.dumps(data, indent=1, sort_keys=True))
 
     # --- layers ---------------------------------------------------------------------------------
     def layer_dir(self, layer_id: str) -> Path:
@@ -210,8 +208,8 @@ class ImageStore:
             tmp = self.tmpdir("layer-")
             os.rename(src, tmp / "diff")
             from .overlay import du
-            (tmp / "layer.json").write_text(json.dumps({"id": lid, "source": source,
-                                                        "size": du(tmp / "diff"), "created": time.time()}))
+            private.write(tmp / "layer.json", json.dumps({"id": lid, "source": source,
+                                                          "size": du(tmp / "diff"), "created": time.time()}))
             os.rename(tmp, final)
         return lid
 
@@ -417,7 +415,7 @@ class ImageStore:
 
     def cache_put(self, key: str, image_id: str) -> None:
         self._dirs()
-        (self.root / "cache" / key).write_text(image_id)
+        private.write(self.root / "cache" / key, image_id)
 
     # --- containers' writable layers ------------------------------------------------------------
     def _cdir(self, cid: str) -> Path:
@@ -435,9 +433,12 @@ class ImageStore:
         self._dirs()
         layer = self.layer_paths(cid)
         try:
-            layer.path.mkdir(exist_ok=True)
-            layer.upperdir.mkdir()
-            layer.workdir.mkdir()
+            layer.path.mkdir(0o700, exist_ok=True)
+            # upperdir's mode is the container's "/" (overlayfs shows the upper root): 0755 whatever
+            # the umask, as an image's root. Only root reaches it: containers/<cid> is 0700.
+            layer.upperdir.mkdir(0o755)
+            os.chmod(layer.upperdir, 0o755)
+            layer.workdir.mkdir(0o700)
         except FileExistsError:
             raise ConflictError(f"container layer {layer.path} exists already",
                                 hint="the container id is in use") from None
@@ -469,8 +470,8 @@ class ImageStore:
     def mark_in_use(self, image_id: str, cid: str) -> None:
         """Record that container ``cid`` uses ``image_id``: ``rmi`` refuses it until ``release``."""
         path = self._cdir(cid)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "image").write_text(image_id)
+        private.make_dir(path, root=self.root)
+        private.write(path / "image", image_id)
 
     def release(self, image_id: str, cid: str) -> None:
         try:

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import paths, private
 from ..errors import ConfigError, ConflictError, MiniContainerError  # noqa: F401 (re-exported for callers)
 
 from .defaults import DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_SUBNET  # noqa: F401 (their home)
@@ -99,8 +99,8 @@ def lease_dir() -> Path:
 @contextlib.contextmanager
 def _locked():
     d = paths.state_root() / "network"
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / "leases.lock", "w") as f:
+    private.make_dir(d)
+    with open(private.lock_file(d / "leases.lock")) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -115,11 +115,11 @@ def allocate(cid: str, subnet: str = DEFAULT_SUBNET, name: str = "") -> tuple[st
     gateway = hosts[0]
     with _locked():
         d = lease_dir()
-        d.mkdir(parents=True, exist_ok=True)
+        private.make_dir(d)
         taken = {p.name for p in d.iterdir()}
         for ip in hosts[1:]:
             if str(ip) not in taken:
-                (d / str(ip)).write_text(f"{cid} {name}" if name else cid)
+                private.write(d / str(ip), f"{cid} {name}" if name else cid)
                 return str(ip), str(gateway), net.prefixlen
     raise ConflictError(f"subnet {subnet} is exhausted ({len(hosts) - 1} addresses leased)",
                         hint="remove containers, run `minicontainer gc`, or set MINICONTAINER_SUBNET")
@@ -265,7 +265,7 @@ def _nat_up(bridge: str, subnet: str) -> None:
     prev = paths.state_root() / "network" / f"ip_forward.{bridge}"
     fwd = Path("/proc/sys/net/ipv4/ip_forward")
     if not prev.exists():
-        prev.write_text(fwd.read_text())
+        private.write(prev, fwd.read_text())
     fwd.write_text("1")
 
 
@@ -318,7 +318,7 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
     host_ports.check_unique(ports)
     d = paths.state_root() / "network" / "ports"
     with _locked():
-        d.mkdir(parents=True, exist_ok=True)
+        private.make_dir(d)
         for p in ports:
             f = d / f"{p.protocol}-{p.host_port}"
             if f.exists() and f.read_text() != cid:
@@ -327,7 +327,7 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
         for p in ports:                     # a host process listening there: ports.py
             host_ports.check_free(p)
         for p in ports:
-            (d / f"{p.protocol}-{p.host_port}").write_text(cid)
+            private.write(d / f"{p.protocol}-{p.host_port}", cid)
     rules = []
     for p in ports:
         match = "" if p.host_ip == "0.0.0.0" else f"ip daddr {p.host_ip} "

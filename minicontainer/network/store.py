@@ -34,7 +34,7 @@ import secrets
 import time
 from pathlib import Path
 
-from .. import paths
+from .. import paths, private
 from ..errors import ConfigError, ConflictError, NotFoundError
 
 DRIVERS = ("bridge", "overlay")
@@ -53,25 +53,19 @@ def nets_dir() -> Path:
 
 
 def _mkdir(p: Path) -> Path:
-    p.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(p, 0o700)
-    return p
+    return private.make_dir(p)
 
 
 def _write(p: Path, text: str) -> None:
     """Write through a 0600 temporary file and rename: readers (the DNS responder) never see half."""
-    tmp = p.with_name(f".{p.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with open(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, p)
+    private.write(p, text)
 
 
 @contextlib.contextmanager
 def locked():
     """One engine-wide lock for creating/removing networks and leasing their addresses."""
     d = _mkdir(paths.state_root() / "network")
-    fd = os.open(d / "nets.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = private.lock_file(d / "nets.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

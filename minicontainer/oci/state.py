@@ -18,7 +18,7 @@ import os
 import signal
 import time
 
-from .. import paths
+from .. import paths, private
 from ..errors import ConfigError, ConflictError, MiniContainerError, NotFoundError
 
 FIFO = "exec.fifo"
@@ -74,7 +74,7 @@ class State:
     def new(cls, root: str, cid: str, data: dict) -> "State":
         """Make the directory (the id is taken the moment mkdir succeeds) and write the record."""
         check_id(cid)
-        os.makedirs(root, mode=0o700, exist_ok=True)
+        private.make_dir(root)        # 0700 (and the state root above the default one)
         st = cls(root, cid, data)
         try:
             os.mkdir(st.dir, 0o700)
@@ -103,11 +103,7 @@ class State:
 
     def save(self) -> None:
         """Atomically: a reader never sees half a record."""
-        tmp = os.path.join(self.dir, ".state.json")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f)
-        os.rename(tmp, os.path.join(self.dir, "state.json"))
+        private.write(os.path.join(self.dir, "state.json"), json.dumps(self.data))
 
     def remove(self) -> None:
         for name in (FIFO, "state.json", ".state.json"):

@@ -12,6 +12,7 @@ import json
 import os
 from contextlib import ExitStack
 
+from .. import private
 from ..errors import ExecError, MiniContainerError, from_oserror
 from . import standard_init, teardown
 from .container import find_image, image_store, me
@@ -177,7 +178,7 @@ def park_spare(image: str = "busybox") -> Parked:
     with ExitStack() as undo:
         layer = store.create_container_layer(cid)
         undo.callback(teardown.release_layer, cid)
-        (layer.path / "spare").write_text(json.dumps(me()))
+        private.write(layer.path / "spare", json.dumps(me()))
         spec = {"cid": cid, "names": ["uts", "ipc", "pid", "net"], "join_net": None,
                 "lowerdirs": img.lowerdirs, "upperdir": str(layer.upperdir),
                 "workdir_ovl": str(layer.workdir), "image_id": img.id}

@@ -171,7 +171,7 @@ def container_init(spec: dict, sock, fail) -> None:
     sc.unshare(sc.CLONE_NEWNS)
     merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
     try:
-        os.makedirs(merged, exist_ok=True)
+        os.makedirs(merged, 0o700, exist_ok=True)     # the overlay covers it; only root needs it
     except OSError as exc:
         raise from_oserror(exc, "create the overlay's mount point", merged) from exc
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
@@ -192,6 +192,9 @@ def container_init(spec: dict, sock, fail) -> None:
     for fd in fds:
         if fd > 2:
             os.close(fd)
+    # Before anything resolves a path the user gave: a descriptor the caller left open would make
+    # `-w /proc/self/fd/7` a door to the host (runc's CVE-2024-21626)
+    close_inherited(fail.fd)
     msg = json.loads(body)
     rec = msg["rec"]
     cfg = ContainerConfig.from_dict(rec["config"])

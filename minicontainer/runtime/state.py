@@ -17,7 +17,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import paths
+from .. import paths, private
 from ..errors import ContainerError, NotFoundError, from_oserror
 
 _ROOT_HINT = "the state root must be writable by root (MINICONTAINER_STATE_ROOT moves it)"
@@ -33,8 +33,8 @@ def root() -> Path:
 def locked():
     r = root()
     try:
-        r.mkdir(parents=True, exist_ok=True)
-        fd = os.open(r / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        private.make_dir(r, root=r)               # 0700, and tightened if an older version made it 0755
+        fd = private.lock_file(r / ".lock")
     except OSError as exc:
         raise from_oserror(exc, "open the state lock", r / ".lock",
                            hint=_ROOT_HINT if exc.errno in (errno.EACCES, errno.EROFS) else None) from exc
@@ -47,12 +47,11 @@ def locked():
 
 def write(rec: dict) -> None:
     d = root() / rec["id"]
-    tmp = d / ".state.json.tmp"
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        # no indent: json's C encoder only serves indent=None (the Python one is slower)
-        tmp.write_text(json.dumps(rec, sort_keys=True))
-        os.replace(tmp, d / "state.json")
+        private.make_dir(d, root=root())
+        # no indent: json's C encoder only serves indent=None (the Python one is slower). 0600: the
+        # record holds the container's environment (-e DB_PASSWORD=…)
+        private.write(d / "state.json", json.dumps(rec, sort_keys=True))
     except OSError as exc:
         raise from_oserror(exc, "write the container's record", d / "state.json") from exc
 
@@ -219,9 +218,9 @@ def _held(name_file: Path) -> bool:
 def claim_name(name: str, cid: str) -> bool:
     """Reserve ``name`` for ``cid`` (call under :func:`locked`); False if a live record holds it."""
     f = _name_file(name)
-    f.parent.mkdir(parents=True, exist_ok=True)
+    private.make_dir(f.parent, root=root())
     try:
-        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         if _held(f):
             return False

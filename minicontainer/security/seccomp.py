@@ -264,12 +264,9 @@ def compile(seccomp: dict, *, cache: bool = True) -> bytes:
     if cache:
         _memory_cache[k] = prog
         try:
-            os.makedirs(path.parent, mode=0o700, exist_ok=True)
-            tmp = path.with_name(f".{k}.{os.getpid()}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(prog)
-            os.replace(tmp, path)
+            from .. import private
+            private.make_dir(path.parent)
+            private.write(path, prog)
         except OSError:
             pass    # a cache we cannot write is only slower
     return prog

@@ -35,7 +35,6 @@ def open_to_others(top: Path) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 2: data/state roots and records are world-readable")
 def test_nothing_the_runtime_writes_is_open_to_other_users(tmp_path):
     env, base = make_roots()
     try:
@@ -59,3 +58,43 @@ def test_nothing_the_runtime_writes_is_open_to_other_users(tmp_path):
     assert len(records) == 2
     assert not loose and not opened, (f"records not 0600: {loose}\nopen to other users:\n  "
                                       + "\n  ".join(opened[:20]))
+
+
+def test_roots_an_older_version_left_open_are_tightened():
+    """Roots made 0755 by an older version (and a record it wrote 0644) are closed the next time a
+    command opens them: nothing below a root depends on other users' bits."""
+    env, base = make_roots()
+    try:
+        state, data = Path(env["MINICONTAINER_STATE_ROOT"]), Path(env["MINICONTAINER_DATA_ROOT"])
+        for d in (state, data):
+            d.mkdir(mode=0o755)
+            d.chmod(0o755)
+        mc(env, "run", "--rm", "--network", "none", "busybox", "true", check=0)
+        mc(env, "ps", "-a", check=0)
+        modes = {str(d): oct(d.stat().st_mode & 0o777) for d in (state, data)}
+    finally:
+        drop_roots(env, base)
+    assert modes == {str(state): "0o700", str(data): "0o700"}, modes
+
+
+def test_a_served_command_with_an_open_umask_writes_private_files(tmp_path):
+    """A served command's worker takes the caller's umask (0000 here): the runtime's own files stay
+    0600/0700 all the same (created with their mode, not by the umask's grace)."""
+    env, base = make_roots()
+    served = dict(env)
+    served.pop("MINICONTAINER_NO_SERVER")
+    try:
+        assert "listening on" in mc(served, "serve", "-d", check=0).stdout
+        try:
+            mc(served, "run", "-d", "--name", "modes-umask", "--network", "none", "-e", "K=v", "busybox",
+               "sleep", "30", check=0, preexec_fn=lambda: os.umask(0))
+            opened = (open_to_others(Path(env["MINICONTAINER_STATE_ROOT"]))
+                      + open_to_others(Path(env["MINICONTAINER_DATA_ROOT"])))
+            rec = next(Path(env["MINICONTAINER_STATE_ROOT"]).glob("*/state.json"))
+            mode = rec.stat().st_mode & 0o777
+        finally:
+            mc(served, "rm", "-f", "modes-umask", timeout=60)
+            mc(served, "serve", "--stop", timeout=60)
+    finally:
+        drop_roots(env, base)
+    assert not opened and mode == 0o600, (opened, oct(mode))

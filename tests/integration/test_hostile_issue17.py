@@ -91,7 +91,6 @@ def test_17_01_hosts_refresh_device_node(roots):
     assert events == b"", "the runtime wrote into the container's device node /etc/hosts"
 
 
-@xfail(2, "a container's record (with its -e secrets) is readable by any host user")
 def test_17_02_writable_layer_and_records_open_to_host_users(roots):
     with detached(roots, "h17b", "--network", "none", "-e", "DB_PASSWORD=hunter2-17", "busybox",
                   "sh", "-c", "echo upper > /tmp/in-upper; sleep 30"):
@@ -105,7 +104,6 @@ def test_17_02_writable_layer_and_records_open_to_host_users(roots):
     assert "in-upper" not in ls.stdout, "uid 65534 lists the container's writable layer"
 
 
-@xfail(3, "the server serves a caller without capabilities what it could not do itself")
 def test_17_03_server_serves_a_capless_caller(served, secret):
     capless = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
     argv = ["run", "--rm", "--network", "none", "-v", f"{secret}:/host", "busybox", "cat", "/host/secret"]
@@ -130,7 +128,6 @@ def test_17_04_server_leaks_inherited_fds(roots, secret):
     assert "hostile-secret-17" not in p.stdout, "a container read a host file through the server's fd 7"
 
 
-@xfail(5, "the server handles one connection at a time: a slow client stalls every command")
 def test_17_05_slow_client_stalls_the_server(served):
     from minicontainer.client import MAGIC
     slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,0 +1,114 @@
+"""Files the runtime writes are root's alone (issue 17 item 2; Docker's fix for CVE-2021-41091).
+
+A container's record holds its ``-e DB_PASSWORD=…``; its writable layer (upperdir) holds whatever
+the container wrote, setuid-root binaries and device nodes included. If another host user can reach
+either, root in a container hands it to them: ``/var/lib/minicontainer/containers/<id>/upper/bin/sh``
+made setuid by the container runs as root for uid 65534 on the host. So every directory the runtime
+makes under its roots is 0700, every file 0600, and both roots are 0700 (a root made 0755 by an older
+version is tightened the first time it is opened: nothing below it depends on those bits).
+
+Why 0700 and not Docker's 0710: dockerd needs the group bit for a user-namespace-remapped root
+that must traverse ``/var/lib/docker`` to its own rootfs. We have no remapped root: the kernel
+resolves a container's paths from its new root (pivot_root), and overlayfs reaches upperdir and
+lowerdirs with the credentials of whoever mounted it (root). Nothing else has to walk these paths.
+
+Created with the mode, never chmod'ed after: between a create at 0644 and a chmod there is a window
+in which another user opens the file and keeps the descriptor. The mode given to mkdir/open is also
+masked by the umask — a served command's worker takes the command's umask — which can only take bits
+away. Rejected: a global ``os.umask(0o077)`` at start (a worker must keep the caller's umask for the
+files it writes on the caller's behalf: ``save -o``, ``export``).
+"""
+
+from __future__ import annotations
+
+import os
+
+_tightened: set[str] = set()
+
+
+def tighten_root(path) -> None:
+    """An existing root (``state_root()``, ``data_root()``, the OCI root) that others may enter is
+    made 0700; once per process and root (a stat)."""
+    p = os.fspath(path)
+    if p in _tightened:
+        return
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(p, 0o700)
+    _tightened.add(p)
+
+
+def make_dir(path, *, root=None):
+    """``mkdir -p`` with 0700 for every directory it creates at or below ``root`` (default: the state
+    or data root ``path`` is in, else ``path`` itself); above it ordinary 0755 directories (e.g.
+    ``/var/lib``). Returns ``path``. ``root`` is tightened if it existed (:func:`tighten_root`) — by
+    default only our own roots: a directory a caller names (an OCI ``--root`` of containerd's) keeps
+    its mode, as runc leaves it."""
+    p = os.fspath(path)
+    top = os.fspath(root) if root is not None else _root_of(p)
+    ours = root is not None or top != p or p in _roots()
+    try:
+        os.mkdir(p, 0o700 if _below(p, top) else 0o755)
+    except FileExistsError:
+        if not os.path.isdir(p):
+            raise
+    except FileNotFoundError:
+        parent = os.path.dirname(p.rstrip("/"))
+        if not parent or parent == p:
+            raise
+        make_dir(parent, root=top)
+        try:
+            os.mkdir(p, 0o700 if _below(p, top) else 0o755)
+        except FileExistsError:
+            pass
+    if ours:
+        tighten_root(top)
+    return path
+
+
+def _roots() -> tuple[str, str]:
+    from . import paths
+    return paths._state_root(), os.fspath(paths.data_root())
+
+
+def _root_of(p: str) -> str:
+    for r in _roots():
+        if _below(p, r):
+            return r
+    return p
+
+
+def _below(p: str, top: str) -> bool:
+    p, top = os.path.normpath(p), os.path.normpath(top)
+    return p == top or p.startswith(top.rstrip("/") + "/")
+
+
+def create(path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
+    """Open ``path`` for writing, created 0600 if missing, never through a symlink; the fd."""
+    return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def write(path, data: str | bytes) -> None:
+    """Replace ``path`` atomically (a 0600 temp file next to it, then rename): readers see the old
+    content or the new, never half, and never a moment at another mode."""
+    p = os.fspath(path)
+    tmp = f"{os.path.dirname(p) or '.'}/.{os.path.basename(p)}.tmp{os.getpid()}"
+    fd = create(tmp)
+    try:
+        with open(fd, "wb" if isinstance(data, bytes) else "w", closefd=True) as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def lock_file(path) -> int:
+    """A lock file's fd (O_RDWR, created 0600)."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -1,0 +1,65 @@
+"""minicontainer.private: the runtime's own files are created 0600/0700 whatever the umask (a served
+command's worker takes the caller's umask), never through a symlink, and an open root is tightened."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from minicontainer import private
+
+
+@pytest.fixture
+def open_umask():
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def mode(p) -> int:
+    return stat.S_IMODE(os.lstat(p).st_mode)
+
+
+def test_make_dir_is_0700_below_its_root_and_0755_above(tmp_path, open_umask):
+    root = tmp_path / "above" / "root"
+    private.make_dir(root / "a" / "b", root=root)
+    assert [mode(p) for p in (tmp_path / "above", root, root / "a", root / "a" / "b")] == \
+        [0o755, 0o700, 0o700, 0o700]
+
+
+def test_write_is_0600_atomic_and_leaves_no_temp_file(tmp_path, open_umask):
+    f = tmp_path / "state.json"
+    private.write(f, "one")
+    private.write(f, b"two")
+    assert (f.read_text(), mode(f), os.listdir(tmp_path)) == ("two", 0o600, ["state.json"])
+
+
+def test_write_does_not_follow_a_planted_temp_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    os.symlink(victim, tmp_path / f".state.json.tmp{os.getpid()}")
+    with pytest.raises(OSError):
+        private.write(tmp_path / "state.json", "x")
+    assert victim.read_text() == "keep"
+
+
+def test_an_open_root_is_tightened_once(tmp_path):
+    root = tmp_path / "old-root"
+    root.mkdir()
+    root.chmod(0o755)
+    private.make_dir(root / "c1", root=root)
+    assert (mode(root), mode(root / "c1")) == (0o700, 0o700)
+
+
+def test_a_directory_outside_our_roots_keeps_its_mode(tmp_path, monkeypatch):
+    """An OCI --root that containerd made is containerd's: created 0700 if missing, never chmod'ed."""
+    monkeypatch.setenv("MINICONTAINER_STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setenv("MINICONTAINER_DATA_ROOT", str(tmp_path / "data"))
+    theirs = tmp_path / "containerd-root"
+    theirs.mkdir()
+    theirs.chmod(0o711)
+    private.make_dir(theirs)
+    private.make_dir(tmp_path / "new-root")
+    assert (mode(theirs), mode(tmp_path / "new-root")) == (0o711, 0o700)
