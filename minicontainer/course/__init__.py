@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["check", "evaluate", "exercise", "ExerciseFailed", "Result", "run_in_child"]
+__all__ = ["call_in_x", "check", "evaluate", "exercise", "ExerciseFailed", "Result", "run_in_child"]
 
 _CHECKERS: dict[str, Callable[[Callable], str | None]] = {}
 
@@ -149,3 +149,79 @@ def run_in_child(func: Callable[..., Any], *args, before: Callable[[], None] | N
     if kind == "err":
         raise value
     return value
+
+
+def call_in_x(func, *args, before=None, timeout: float = 20.0):
+    """Call ``func(*args)`` in a throwaway child X of ours and keep X alive until the returned
+    ``done()`` is called; X then kills the pid it returned and reaps everything it started.
+
+    Returns (X's pid, the function's result, done). The answer comes back length-prefixed: a process
+    the learner forks inherits the pipe's write end, so EOF would never come."""
+    import select
+
+    res_r, res_w = os.pipe()
+    done_r, done_w = os.pipe()
+    x = os.fork()
+    if x == 0:
+        code = 0
+        try:
+            os.close(res_r)
+            os.close(done_w)
+            try:
+                if before is not None:
+                    before()
+                payload = ("ok", func(*args))
+            except BaseException as exc:  # noqa: BLE001 - goes back to the checker
+                code = 1
+                try:
+                    pickle.dumps(exc)
+                    payload = ("err", exc)
+                except Exception:  # noqa: BLE001
+                    payload = ("err", RuntimeError(repr(exc)))
+            blob = pickle.dumps(payload)
+            os.write(res_w, len(blob).to_bytes(8, "big") + blob)
+            os.close(res_w)
+            os.read(done_r, 1)
+            if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
+                try:
+                    os.kill(payload[1], signal.SIGKILL)
+                except OSError:
+                    pass
+            while True:                       # reap whatever the learner's function started
+                try:
+                    os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+        finally:
+            os._exit(code)
+    os.close(res_w)
+    os.close(done_r)
+
+    def done():
+        try:
+            os.write(done_w, b"d")
+            os.close(done_w)
+        except OSError:
+            pass
+        os.close(res_r)
+        os.waitpid(x, 0)
+
+    try:
+        ready, _, _ = select.select([res_r], [], [], timeout)
+        if not ready:
+            os.kill(x, signal.SIGKILL)
+            raise ExerciseFailed(f"the function did not return within {timeout:.0f} s")
+        data = b""
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
+            chunk = os.read(res_r, 65536)
+            if not chunk:
+                raise ExerciseFailed("the process calling the function died without an answer")
+            data += chunk
+    except BaseException:
+        done()
+        raise
+    kind, value = pickle.loads(data[8:])
+    if kind == "err":
+        done()
+        raise value
+    return x, value, done

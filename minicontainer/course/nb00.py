@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import ExerciseFailed, exercise
+from . import ExerciseFailed, call_in_x, exercise
 
 _PROCESS_NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
 
@@ -80,84 +80,6 @@ def check_cgroup_layout(cgroup_layout) -> str:
 _BOX_NAMESPACES = ("uts", "ipc", "net")
 
 
-def _call_in_x(func, *args, before=None, timeout: float = 20.0):
-    """Call ``func(*args)`` in a throwaway child X of ours and keep X alive until the returned
-    ``done()`` is called; X then kills the pid it returned and reaps everything it started.
-
-    Returns (X's pid, the function's result, done). The answer comes back length-prefixed: a process
-    the learner forks inherits the pipe's write end, so EOF would never come."""
-    import pickle
-    import select
-    import signal
-
-    res_r, res_w = os.pipe()
-    done_r, done_w = os.pipe()
-    x = os.fork()
-    if x == 0:
-        code = 0
-        try:
-            os.close(res_r)
-            os.close(done_w)
-            try:
-                if before is not None:
-                    before()
-                payload = ("ok", func(*args))
-            except BaseException as exc:  # noqa: BLE001 - goes back to the checker
-                code = 1
-                try:
-                    pickle.dumps(exc)
-                    payload = ("err", exc)
-                except Exception:  # noqa: BLE001
-                    payload = ("err", RuntimeError(repr(exc)))
-            blob = pickle.dumps(payload)
-            os.write(res_w, len(blob).to_bytes(8, "big") + blob)
-            os.close(res_w)
-            os.read(done_r, 1)
-            if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
-                try:
-                    os.kill(payload[1], signal.SIGKILL)
-                except OSError:
-                    pass
-            while True:                       # reap whatever the learner's function started
-                try:
-                    os.waitpid(-1, 0)
-                except ChildProcessError:
-                    break
-        finally:
-            os._exit(code)
-    os.close(res_w)
-    os.close(done_r)
-
-    def done():
-        try:
-            os.write(done_w, b"d")
-            os.close(done_w)
-        except OSError:
-            pass
-        os.close(res_r)
-        os.waitpid(x, 0)
-
-    try:
-        ready, _, _ = select.select([res_r], [], [], timeout)
-        if not ready:
-            os.kill(x, signal.SIGKILL)
-            raise ExerciseFailed(f"the function did not return within {timeout:.0f} s")
-        data = b""
-        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
-            chunk = os.read(res_r, 65536)
-            if not chunk:
-                raise ExerciseFailed("the process calling the function died without an answer")
-            data += chunk
-    except BaseException:
-        done()
-        raise
-    kind, value = pickle.loads(data[8:])
-    if kind == "err":
-        done()
-        raise value
-    return x, value, done
-
-
 def _hostname_in(pid: int) -> str:
     """The hostname process ``pid`` sees: join its UTS namespace in a child and ask there."""
     import socket
@@ -221,7 +143,7 @@ def check_start_box(start_box) -> str:
     name = f"box-{random.randrange(16**6):06x}"
     workdir = tempfile.mkdtemp(prefix="mc00-box-")
     try:
-        x, pid, done = _call_in_x(start_box, name, workdir, before=lambda: sc.unshare(sc.CLONE_NEWUTS))
+        x, pid, done = call_in_x(start_box, name, workdir, before=lambda: sc.unshare(sc.CLONE_NEWUTS))
         try:
             if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not os.path.exists(f"/proc/{pid}"):
                 raise ExerciseFailed(f"expected the pid of a running process, got {pid!r}")

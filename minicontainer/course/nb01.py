@@ -71,63 +71,18 @@ def check_isolated_child(isolated_child) -> str:
     process running in new UTS+PID+mount namespaces, with its own hostname and its own /proc, and
     return that process's pid (as X sees it). We grade only what the kernel shows in /proc; then X kills
     and reaps it, so nothing outlives the check."""
-    import pickle
-    import select
-    import signal
     import socket
     import time
 
-    from . import run_in_child
+    from . import call_in_x, run_in_child
     from .. import syscalls as sc
 
     name = f"mc01-ex{os.getpid() % 10000:04d}"
     host_mounts = _mount_ids()
-    res_r, res_w = os.pipe()
-    done_r, done_w = os.pipe()
-    x = os.fork()
-    if x == 0:  # X: calls the learner's function, reports, waits for "done", cleans up
-        code = 0
-        try:
-            os.close(res_r); os.close(done_w)
-            try:
-                payload = ("ok", isolated_child(name))
-            except BaseException as exc:  # noqa: BLE001 - goes back to the checker
-                code = 1
-                try:
-                    pickle.dumps(exc)
-                    payload = ("err", exc)
-                except Exception:  # noqa: BLE001
-                    payload = ("err", RuntimeError(repr(exc)))
-            blob = pickle.dumps(payload)
-            # length first: the learner's process inherited res_w too, so no EOF would ever come
-            os.write(res_w, len(blob).to_bytes(8, "big") + blob); os.close(res_w)
-            os.read(done_r, 1)
-            if payload[0] == "ok" and isinstance(payload[1], int) and payload[1] > 1:
-                try:
-                    os.kill(payload[1], signal.SIGKILL)
-                except OSError:
-                    pass
-            while True:                       # reap whatever the learner's function started
-                try:
-                    os.waitpid(-1, 0)
-                except ChildProcessError:
-                    break
-        finally:
-            os._exit(code)
-    os.close(res_w); os.close(done_r)
+    # X calls the learner's function, reports, waits for done(), then kills and reaps what it started
+    done = None
     try:
-        ready, _, _ = select.select([res_r], [], [], 20)
-        if not ready:
-            raise ExerciseFailed("isolated_child did not return within 20 s")
-        data = b""
-        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "big"):
-            chunk = os.read(res_r, 65536)
-            if not chunk:
-                raise ExerciseFailed("the process calling isolated_child died without an answer")
-            data += chunk
-        kind, pid = pickle.loads(data[8:])
-        if kind == "err":
-            raise pid
+        _x, pid, done = call_in_x(isolated_child, name)
         if not isinstance(pid, int) or pid <= 1 or not os.path.exists(f"/proc/{pid}"):
             raise ExerciseFailed(f"expected the host pid of a running process, got {pid!r}")
         time.sleep(0.1)
@@ -158,8 +113,8 @@ def check_isolated_child(isolated_child) -> str:
             raise ExerciseFailed(f"{len(leaked)} mount(s) appeared in the notebook's mount table: make / "
                                  f"private (MS_REC|MS_PRIVATE) in the new mount namespace before mounting")
     finally:
-        os.write(done_w, b"d"); os.close(done_w); os.close(res_r)
-        os.waitpid(x, 0)
+        if done is not None:
+            done()
         for mid in _mount_ids() - host_mounts:       # a leaked /proc: take it back off
             for line in open("/proc/self/mountinfo"):
                 if line.split()[0] == mid:
