@@ -8,8 +8,8 @@ kinds of class:
 - *invalid*: values Docker refuses — each must raise that one-line MiniContainerError here, before
   anything exists on the host.
 
-Classes that are broken today are ``xfail(strict=True)`` with their issue-17 item: fixing the item
-turns them into failures until the marker goes. The few inputs sent through the real CLI are in
+The classes issue 17 found broken (its items 11 and 13) carried ``xfail(strict=True)`` until their
+fixes and are plain tests now. The few inputs sent through the real CLI are in
 tests/integration/test_hostile_fuzz_cli.py.
 """
 
