@@ -45,8 +45,17 @@ def prepare(sec):
     return sec
 
 
+_preloaded = False
+
+
 def preload() -> None:
-    """Import what apply() needs before the container's root replaces the host's."""
+    """Import what apply() needs before the container's root replaces the host's. Once per process:
+    a later call (stage 2, after unshare(CLONE_NEWUSER)) must not list the package's directory again
+    — in a checkout only root may enter (0700), the mapped uid gets EACCES."""
+    global _preloaded
+    if _preloaded:
+        return
+    _preloaded = True
     if AVAILABLE:
         import importlib
         from .. import security
