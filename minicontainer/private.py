@@ -26,9 +26,16 @@ import os
 _tightened: set[str] = set()
 
 
+#: in a root whose old entries have been closed (:func:`tighten_root`); its absence means "not yet"
+MARK = ".private"
+
+
 def tighten_root(path) -> None:
     """An existing root (``state_root()``, ``data_root()``, the OCI root) that others may enter is
-    made 0700; once per process and root (a stat)."""
+    made 0700; once per process and root (a stat). What an older version left open below it is
+    closed once per root (then :data:`MARK` says so): the root's entries and theirs (``names/*``,
+    ``images/*.json``, ``containers/<id>``, ``layers/<id>``) — the runtime's own metadata, never
+    deeper, where a layer's or an upper dir's files are the image's and keep their modes."""
     p = os.fspath(path)
     if p in _tightened:
         return
@@ -36,9 +43,32 @@ def tighten_root(path) -> None:
         st = os.stat(p)
     except FileNotFoundError:
         return
-    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
-        os.chmod(p, 0o700)
+    if st.st_uid == os.geteuid():
+        if st.st_mode & 0o077:
+            os.chmod(p, 0o700)
+        if not os.path.exists(os.path.join(p, MARK)):
+            _close_entries(p, depth=2)
+            os.close(create(os.path.join(p, MARK)))
     _tightened.add(p)
+
+
+def _close_entries(d: str, depth: int) -> None:
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_symlink():
+                continue
+            mode = e.stat(follow_symlinks=False).st_mode
+            is_dir = e.is_dir(follow_symlinks=False)
+            if mode & 0o077:
+                os.chmod(e.path, 0o700 if is_dir else (mode & 0o700) | 0o600)
+            if is_dir and depth > 1:
+                _close_entries(e.path, depth - 1)
+        except OSError:
+            continue
 
 
 def make_dir(path, *, root=None):

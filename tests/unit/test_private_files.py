@@ -63,3 +63,24 @@ def test_a_directory_outside_our_roots_keeps_its_mode(tmp_path, monkeypatch):
     private.make_dir(theirs)
     private.make_dir(tmp_path / "new-root")
     assert (mode(theirs), mode(tmp_path / "new-root")) == (0o711, 0o700)
+
+
+def test_what_an_older_version_left_open_below_a_root_is_closed_once(tmp_path):
+    """Found on this machine: the roots were 0700 but names/, images/ and images/<id>.json that an
+    older version made stayed 0755/0644. The runtime's own entries (two levels) are closed once,
+    a layer's files (the image's) keep their modes."""
+    root = tmp_path / "old-data"
+    for d in (root / "images", root / "layers" / "l1" / "bin"):
+        d.mkdir(parents=True)
+        d.chmod(0o755)
+    root.chmod(0o700)                        # already tightened by an earlier version of this code
+    (root / "images" / "x.json").write_text("{}")
+    (root / "images" / "x.json").chmod(0o644)
+    (root / "layers" / "l1" / "bin" / "sh").write_text("")
+    (root / "layers" / "l1" / "bin" / "sh").chmod(0o755)
+    private.make_dir(root / "containers", root=root)
+    assert {p: mode(root / p) for p in ("images", "images/x.json", "layers", "layers/l1",
+                                         "layers/l1/bin", "layers/l1/bin/sh")} == {
+        "images": 0o700, "images/x.json": 0o600, "layers": 0o700, "layers/l1": 0o700,
+        "layers/l1/bin": 0o755, "layers/l1/bin/sh": 0o755}
+    assert (root / private.MARK).exists()
