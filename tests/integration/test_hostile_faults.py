@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from minicontainer import private
 from tests import leakcheck
 from tests.integration.hostile_helpers import MC, ROOT, drop_roots, make_roots, mc, store_contents
 
@@ -59,8 +60,10 @@ def _left(env) -> list[str]:
         # seccomp/<key>.bpf: the compiled-profile cache (security/seccomp.py), one file per profile
         # for every container, not a container's state — kept like the image store's layers
         cache = os.path.basename(dirpath) == "seccomp"
+        # .private: the root's mark that old entries were closed (private.tighten_root), the root's own
         out += [os.path.join(dirpath, f) for f in files
-                if not f.endswith(".lock") and not (cache and f.endswith(".bpf"))]
+                if not f.endswith(".lock") and not (cache and f.endswith(".bpf"))
+                and not (dirpath == str(state) and f == private.MARK)]
     layers = Path(env["MINICONTAINER_DATA_ROOT"], "containers")
     if layers.is_dir():
         out += [str(p) for p in layers.iterdir()]
