@@ -108,10 +108,10 @@ def render(name: str = DEFAULT, *, etc: str = ETC, runtime_label: str | None = N
     label = _runtime_label() if runtime_label is None else runtime_label
     with open(TEMPLATE) as f:
         text = f.read()
-    abi = os.path.exists(os.path.join(etc, "abi", "3.0"))
+    abi = ("abi <abi/3.0>," if os.path.exists(os.path.join(etc, "abi", "3.0"))
+           else "# (no abi/3.0 on this system: the parser's default ABI)")
     peer = "" if label in ("", UNCONFINED) else f"\n  signal (receive) peer={check_name(label)},"
-    return Template(text).substitute(name=name, runtime_peer=peer,
-                                     preamble="abi <abi/3.0>," if abi else "# (no abi/3.0 on this system: the parser's default)")
+    return Template(text).substitute(name=name, runtime_peer=peer, preamble=abi)
 
 
 def loaded(name: str) -> bool:
