@@ -12,10 +12,12 @@ LAB_IP ?= 127.0.0.1
 SOLVED := build/solved
 
 # Debian/Ubuntu packages the course and its tests use (checked one by one, installed only if missing).
+# apparmor: its apparmor_parser loads the containers' profile where the kernel has AppArmor, and
+# compiles it in the unit tests where it has not (installing it starts nothing: no service, no policy).
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
                 docker-registry apache2-utils openssl mmdebstrap \
-                podman conmon containerd runc gcc libc6-dev
+                podman conmon containerd runc gcc libc6-dev apparmor
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
 

@@ -59,8 +59,10 @@ RUN_OPTIONS = (
     (("--privileged",), {**_T, "help": "DANGEROUS: every capability, no seccomp, no masked paths, "
                                        "every device: root in the container is root on the host"}),
     (("--security-opt",), {"action": "append", "default": [], "metavar": "OPT",
-                           "help": "no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined "
-                                   "(default: Docker's seccomp profile, no_new_privs off)"}),
+                           "help": "no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined, "
+                                   "apparmor=unconfined|PROFILE (default: Docker's seccomp profile, "
+                                   "no_new_privs off, and the AppArmor profile minicontainer-default "
+                                   "where the kernel has AppArmor)"}),
     (("--device",), {"action": "append", "default": [], "metavar": "HOST[:CTR][:rwm]",
                      "help": "pass a host device (default: only null, zero, full, random, urandom, tty)"}),
     (("--cgroupns",), {"choices": ("private", "host"), "default": "private",

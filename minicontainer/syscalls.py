@@ -288,6 +288,21 @@ def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+# --- file systems --------------------------------------------------------------------------------
+
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def fstatfs_type(fd: int) -> int:
+    """fstatfs(2)'s ``f_type`` for ``fd``: which file system it is on (PROC_SUPER_MAGIC 0x9fa0 …).
+    ``os.fstatvfs`` has no such field. ``f_type`` is the first member of ``struct statfs`` (a
+    ``long`` on 64-bit, a word on 32-bit): read from a buffer larger than the struct anywhere."""
+    buf = ctypes.create_string_buffer(256)
+    if _libc.fstatfs(fd, buf) != 0:
+        raise _fail("fstatfs", f"fd {fd}", KernelError, {})
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
 # --- inotify -------------------------------------------------------------------------------------
 
 def inotify_init(flags: int = IN_NONBLOCK | IN_CLOEXEC) -> int:

@@ -317,12 +317,14 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
     from ..security import ProcessSecurity, apply, devices, prepare
     from ..security.options import from_docker_flags
     # Docker's defaults for a RUN step too (notebook 07), from the place `run` takes them (its flags
-    # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's; prepared here
-    # (the program is cached), applied as the last step before exec
+    # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's, the AppArmor
+    # profile where the kernel has it (BuildKit's RUN gets docker-default); prepared here (the
+    # program is cached, the profile loaded once), applied as the last step before exec
     flags = from_docker_flags()
     confined = prepare(ProcessSecurity(capabilities=flags["process"]["capabilities"],
                                        no_new_privileges=flags["process"]["noNewPrivileges"],
-                                       seccomp=flags["linux"].get("seccomp")))
+                                       seccomp=flags["linux"].get("seccomp"),
+                                       apparmor_profile=flags["process"]["apparmorProfile"]))
     # A cgroup like any container's (issue 17 item 17): named as theirs (``mc-`` + 16 hex), so `gc`
     # removes it once empty after a crash; ``limits`` and run's device rules are in place before the
     # step's first process joins it (the child joins before it forks PID 1). Rejected: the runtime's

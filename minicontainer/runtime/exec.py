@@ -52,6 +52,14 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             sc.set_dumpable(False)
             confine.load_for_container()  # before setns: then the container's root is ours
             from ..security import apply
+            aa = security.get("apparmor_profile")
+            if aa and aa != "unconfined":
+                # AppArmor's exec transition now, through the host's /proc: this process does not
+                # enter the container's PID namespace (only its child below does), so the
+                # container's /proc has no /proc/self for it. The kernel keeps the transition across
+                # the fork until the child's execve; security.apply then writes nothing more.
+                from ..security.apparmor import change_onexec
+                change_onexec(aa)
             cg.add(os.getpid())
             names = ["ipc", "uts", "net", "pid", "mnt"]
             if rec["config"]["network"] == "host":
@@ -75,7 +83,9 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             # nothing in the container can ptrace it or open its /proc/PID/{exe,map_files} while it
             # is still the host's interpreter (CVE-2019-5736's pattern). The process that stays out
             # only waits: it needs nothing the filter denies.
-            apply(confine.in_container(security, user, envd))
+            confined = confine.in_container(security, user, envd)
+            confined.apparmor_profile = ""           # written above
+            apply(confined)
             if os.fork():
                 _, status = os.waitpid(-1, 0)
                 os._exit(exit_code(status))

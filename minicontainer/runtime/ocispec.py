@@ -113,4 +113,6 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     }
     if groups:
         spec_["process"]["user"]["additionalGids"] = list(groups)
+    if sec["process"]["apparmorProfile"]:          # "": the kernel has no AppArmor (Docker leaves it out)
+        spec_["process"]["apparmorProfile"] = sec["process"]["apparmorProfile"]
     return spec_

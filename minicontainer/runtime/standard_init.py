@@ -225,15 +225,16 @@ def container_init(spec: dict, sock, fail) -> None:
 
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
-    # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs and
-    # the ids in security.apply's order: the last step before exec (with --init, before the init
-    # forks: PID 1 is confined as well, as Docker's tini is).
+    # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs, the
+    # ids and the AppArmor profile in security.apply's order: the last step before exec (with
+    # --init, before the init forks: PID 1 is confined as well, as Docker's tini is; it does not
+    # exec, so it takes the AppArmor profile at once and the command inherits it).
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
     if prepared is not None:
         from ..security import apply
-        apply(prepared)
+        apply(prepared, apparmor_now=bool(cfg.init))
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))
