@@ -14,7 +14,7 @@ SOLVED := build/solved
 # Debian/Ubuntu packages the course and its tests use (checked one by one, installed only if missing).
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
-                docker-registry apache2-utils openssl mmdebstrap \
+                docker-registry apache2-utils openssl mmdebstrap debian-archive-keyring \
                 podman conmon containerd runc gcc libc6-dev
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
