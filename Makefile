@@ -16,7 +16,7 @@ SOLVED := build/solved
 # compiles it in the unit tests where it has not (installing it starts nothing: no service, no policy).
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
-                docker-registry apache2-utils openssl mmdebstrap \
+                docker-registry apache2-utils openssl mmdebstrap debian-archive-keyring \
                 podman conmon containerd runc gcc libc6-dev apparmor
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
