@@ -457,10 +457,31 @@ def commit(cid: str, name: str, *, store: ImageStore | None = None, image: str |
             dst = tmp / "layer"
             dst.mkdir(mode=0o755)
             copy_tree(layer.upperdir, dst)
+            _unshift(dst, os.stat(layer.upperdir))
             lid = store.add_layer_dir(dst, source=f"commit {cid}")
         finally:
             _rmtree(tmp)
         return store.add_image([*base.layers, lid], config or base.config, name=name, parent=base.id)
+
+
+def _unshift(tree: Path, upper: os.stat_result) -> None:
+    """A --userns=remap container's upper dir (owned by its root's host ids: runtime/userns.py)
+    stores host ids SUB+N; the image's layer holds the container's N, as Docker's commit does."""
+    uid0, gid0 = upper.st_uid, upper.st_gid
+    if not uid0 and not gid0:
+        return
+    from ..subids import COUNT
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for n in (*dirnames, *filenames, *(() if dirpath != os.fspath(tree) else ("",))):
+            p = os.path.join(dirpath, n) if n else dirpath
+            st = os.lstat(p)
+            u = st.st_uid - uid0 if uid0 <= st.st_uid < uid0 + COUNT else st.st_uid
+            g = st.st_gid - gid0 if gid0 <= st.st_gid < gid0 + COUNT else st.st_gid
+            if (u, g) != (st.st_uid, st.st_gid):
+                mode = stat.S_IMODE(st.st_mode)
+                os.chown(p, u, g, follow_symlinks=False)
+                if mode & 0o6000 and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(p, mode)         # chown clears setuid/setgid: the image keeps them
 
 
 __all__ = ["build", "commit", "parse_containerfile", "run_step", "BuildResult", "Step", "Instruction"]

@@ -124,10 +124,14 @@ def list_containers(all: bool = False) -> list[dict]:
 
 
 def inspect(ref: str) -> dict:
-    """The record, with Docker's ``State`` (a broken record: its stand-in, to show what is wrong)."""
+    """The record, with Docker's ``State`` (a broken record: its stand-in, to show what is wrong)
+    and ``HostConfig.UsernsMode`` (host, or remap with the maps in ``HostConfig.IdMappings``); the
+    effective capabilities, seccomp and device rules are the record's ``security``."""
     rec = live(ref, broken_ok=True)
     if rec["status"] != "broken":
         rec["State"] = docker_state(rec)
+        rec["HostConfig"] = {"UsernsMode": (rec.get("config") or {}).get("userns", "host"),
+                             "IdMappings": rec.get("idmap")}
     return rec
 
 
