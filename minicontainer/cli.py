@@ -218,7 +218,8 @@ def _build(a):
 def _commit(a):
     from .images import commit
     from .runtime import state
-    print(commit(state.find(a.container)["id"], a.name).id)
+    rec = state.find(a.container)
+    print(commit(rec["id"], a.name, idmap=rec.get("idmap")).id)
 
 
 def _images(a):
