@@ -208,3 +208,13 @@ def test_the_default_has_no_user_namespace(env):
 def test_run_help_documents_the_flag(env):
     out = mc(env, "run", "--help", check=0).stdout
     assert "--userns {host,remap}" in out and "nobody (65534)" in " ".join(out.split())
+
+
+def test_a_user_and_an_init_inside_a_remapped_container(env):
+    """-u 1000: the container's uid 1000 (SUB+1000 on the host), no effective capabilities (Docker's
+    rule); --init: PID 1 is the init, confined (the same user, as Docker's tini) and remapped as well."""
+    out = run(env, "--init", "-u", "1000", "busybox", "sh", "-c",
+              "id -u; grep CapEff /proc/self/status; grep Uid /proc/1/status; cat /proc/1/uid_map").stdout.split()
+    assert out[:3] == ["1000", "CapEff:", "0" * 16], out
+    assert out[3:8] == ["Uid:", "1000", "1000", "1000", "1000"] and out[8:] == ["0", str(sub(env)), "65536"], out
+    _nothing_left(env)
