@@ -57,7 +57,10 @@ venv: $(VENV)/.stamp
 	@head -n1 $(VENV)/bin/minicontainer | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
 	@head -n1 $(VENV)/bin/minicontainer-oci | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer-oci
 
+# --userns=remap's range: a `minicontainer` line in /etc/subuid and /etc/subgid when there is none
+# (appended, never another user's line changed; minicontainer/subids.py)
 setup: root system-packages venv
+	@$(VPY) -m minicontainer.subids ensure
 
 lab: setup
 	@TOKEN=$$($(VPY) -c 'import secrets; print(secrets.token_hex(16))'); \

@@ -67,6 +67,12 @@ RUN_OPTIONS = (
                      "help": "pass a host device (default: only null, zero, full, random, urandom, tty)"}),
     (("--cgroupns",), {"choices": ("private", "host"), "default": "private",
                        "help": "cgroup namespace (default private: the container sees its own group as /)"}),
+    (("--userns",), {"choices": ("host", "remap"), "default": "host",
+                     "help": "user namespace (default host, Docker's). remap: root inside is the "
+                             "'minicontainer' range of /etc/subuid and /etc/subgid on the host (sudo make "
+                             "setup adds it); the image's files show as root's inside. A -v host "
+                             "directory keeps its host owners: host root's shows as nobody (65534) and "
+                             "container root cannot write it (chown it to the range's start)"}),
 )
 #: --insecure-registry, for the verbs that talk to a registry
 _REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",

@@ -136,14 +136,14 @@ def _remount_ro(path: str, extra: int = 0) -> None:
 
 # --- the steps ----------------------------------------------------------------------------------
 
-def _mount_dev(root: str) -> None:
+def _mount_dev(root: str, own: str = "") -> None:
     """/dev as a small tmpfs holding only harmless devices: no disks, no /dev/mem, no host pts.
 
     Host device nodes are bind-mounted (rather than mknod) so the same code works in a user namespace,
     where mknod is forbidden — runc does the same when it cannot mknod.
     """
     nosuid_exec = sc.MS_NOSUID | sc.MS_STRICTATIME
-    _mount_on("tmpfs", root, "/dev", "tmpfs", nosuid_exec, "mode=755,size=65536k")
+    _mount_on("tmpfs", root, "/dev", "tmpfs", nosuid_exec, "mode=755,size=65536k" + own)
     dev = os.path.join(root, "dev")
     for name in DEVICES:
         open(os.path.join(dev, name), "w").close()
@@ -154,7 +154,7 @@ def _mount_dev(root: str) -> None:
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-             "mode=1777,size=65536k")
+             "mode=1777,size=65536k" + own)
     for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                      ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(to, os.path.join(dev, link))
@@ -215,10 +215,14 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                mount_proc=mount_proc)
 
 
-def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False) -> str:
+def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False,
+                 owner: tuple[int, int] | None = None) -> str:
     """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
     masked and read-only paths (none with ``masks=False``: --privileged). /sys is read-only unless
-    ``sys_rw`` (--privileged: Docker mounts it read-write then). Returns the resolved root."""
+    ``sys_rw`` (--privileged: Docker mounts it read-write then). ``owner`` (host uid, gid): who owns
+    the tmpfs roots (/dev, /dev/shm, /tmp) — a remapped container's root (runtime/userns.py).
+    Returns the resolved root."""
+    own = f",uid={owner[0]},gid={owner[1]}" if owner else ""
     root = os.path.realpath(root)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
@@ -230,8 +234,8 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_
         _mount_on("proc", root, "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     _mount_on("sysfs", root, "/sys", "sysfs",
               sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if sys_rw else sc.MS_RDONLY))
-    _mount_dev(root)
-    _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+    _mount_dev(root, own)
+    _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777" + own)
     # Masked and read-only paths now, under ``root`` (symlink-safe, through /proc/self/fd), not after
     # the pivot as runc does: the result is the same mounts, and here they are done before the
     # request arrives (a parked container, runtime/process.py). /sys is masked even without our own

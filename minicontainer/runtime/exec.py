@@ -4,7 +4,9 @@ from the first instruction), then every namespace of PID 1 (ipc, uts, net, pid, 
 ``--network host``), forks once more so that the new PID namespace applies, and execs with the
 container's environment, working directory and user (docker's rule; ``exec -u`` overrides it).
 Nothing of the caller's open files follows it in (standard_init.close_inherited). Errors come back as one line on an O_CLOEXEC pipe,
-with docker's 126/127 for a command that cannot be run or found.
+with docker's 126/127 for a command that cannot be run or found. A ``--userns=remap`` container's
+user namespace is joined last, after the mount and PID namespaces, which the host's user namespace
+owns (userns.py): then the process is the container's root, a subordinate uid on the host.
 """
 
 from __future__ import annotations
@@ -66,7 +68,14 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
                 names.remove("net")
             if rec["config"].get("cgroupns", "private") != "host":
                 names.append("cgroup")        # after cg.add: the namespace's root is our group
+            userns_fd = -1
+            if rec.get("idmap"):          # now: after setns(mnt) /proc and the package are the container's
+                from . import userns
+                userns_fd = os.open(f"/proc/{rec['pid']}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
             enter(rec["pid"], names)
+            if userns_fd >= 0:
+                userns.enter(userns_fd)
+                os.close(userns_fd)
             envd = dict(e.split("=", 1) for e in rec["env"])
             envd.update(e.split("=", 1) for e in env)
             wd = workdir or rec["workdir"]

@@ -124,3 +124,14 @@ def test_dockers_security_defaults_and_flags_are_the_specs_fields(tmp_path):
 def test_bad_security_flags_are_config_errors(flags, words):
     with pytest.raises(ConfigError, match=words):
         ContainerConfig("busybox", ["true"], **flags).validate()
+
+
+def test_a_remapped_record_has_a_user_namespace_and_its_maps(tmp_path):
+    rec = _rec(tmp_path, network="none", userns="remap")
+    idmap = {"uidMappings": [{"containerID": 0, "hostID": 165536, "size": 65536}],
+             "gidMappings": [{"containerID": 0, "hostID": 165536, "size": 65536}]}
+    lin = spec(dict(rec, idmap=idmap), "/r", cgroup_parent="minicontainer")["linux"]
+    assert lin["namespaces"][0] == {"type": "user"}
+    assert (lin["uidMappings"], lin["gidMappings"]) == (idmap["uidMappings"], idmap["gidMappings"])
+    plain = spec(_rec(tmp_path, network="none"), "/r", cgroup_parent="minicontainer")["linux"]
+    assert "uidMappings" not in plain and {"type": "user"} not in plain["namespaces"]
