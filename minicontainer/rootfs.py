@@ -362,16 +362,23 @@ def mount_cgroupfs(root: str, *, readonly: bool = True) -> None:
         return
     _mount_on("tmpfs", root, "/sys/fs/cgroup", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
               "mode=755,size=64k")
-    for ctrls in v1:
-        name = ctrls[len("name="):] if ctrls.startswith("name=") else ctrls
-        _mount_on("cgroup", root, f"/sys/fs/cgroup/{name}", "cgroup", flags,
-                  f"none,{ctrls}" if ctrls.startswith("name=") else ctrls)
-    if any(hid == "0" for hid, _, _ in lines):
-        _mount_on("cgroup2", root, "/sys/fs/cgroup/unified", "cgroup2", flags)
-    if readonly:
-        fd = open_in_root(root, "/sys/fs/cgroup")
-        try:
-            sc.mount(None, f"/proc/self/fd/{fd}", None,
-                     sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY, "mode=755,size=64k")
-        finally:
-            os.close(fd)
+    # The tmpfs is ours and empty: its directories are made and mounted on through one descriptor of
+    # it, not resolved again from ``root`` for each of a v1 host's ~10 hierarchies (bench/README.md).
+    fd = open_in_root(root, "/sys/fs/cgroup")
+    try:
+        at = f"/proc/self/fd/{fd}"
+        mounts = [(c[len("name="):] if c.startswith("name=") else c, "cgroup",
+                   f"none,{c}" if c.startswith("name=") else c) for c in v1]
+        if any(hid == "0" for hid, _, _ in lines):
+            mounts.append(("unified", "cgroup2", None))
+        for name, fstype, data in mounts:
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except OSError as exc:
+                raise from_oserror(exc, "mkdir", f"{root.rstrip('/')}/sys/fs/cgroup/{name}", cls=MountError) from exc
+            sc.mount(fstype, f"{at}/{name}", fstype, flags, data)
+        if readonly:
+            sc.mount(None, at, None, sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY,
+                     "mode=755,size=64k")
+    finally:
+        os.close(fd)
