@@ -15,7 +15,7 @@ SOLVED := build/solved
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
                 docker-registry apache2-utils openssl mmdebstrap \
-                podman conmon containerd runc gcc libc6-dev
+                podman conmon containerd runc gcc libc6-dev tini
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
 
