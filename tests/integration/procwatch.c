@@ -4,10 +4,10 @@
  *   procwatch SECONDS STOPFILE
  *
  * Until STOPFILE exists (or SECONDS pass) it walks /proc as fast as it can and, for every process but
- * itself, reads the link /proc/PID/exe and lists /proc/PID/map_files — CVE-2019-5736's first step: a
- * host binary reachable there can be opened, and later written. Each new (pid, exe, map_files)
- * triple is printed once, tab-separated: the exe's path or the errno's name; "listed" or the errno's
- * name. Nothing is opened for writing.
+ * itself, reads the link /proc/PID/exe, lists /proc/PID/map_files, and reads the link again —
+ * CVE-2019-5736's first step: a host binary reachable there can be opened, and later written. Each
+ * new (pid, exe, map_files, exe again) line is printed once, tab-separated: a link's path or the
+ * errno's name; the number of map_files entries or the errno's name. Nothing is opened for writing.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -38,26 +38,36 @@ static const char *err_name(int e) {
     }
 }
 
-static void look(const char *pid) {
-    char path[64], exe[4096], mf[32], line[4300];
-    snprintf(path, sizeof path, "/proc/%s/exe", pid);
-    ssize_t n = readlink(path, exe, sizeof exe - 1);
+static void link_of(const char *path, char *out, size_t size) {
+    ssize_t n = readlink(path, out, size - 1);
     if (n < 0)
-        snprintf(exe, sizeof exe, "%s", err_name(errno));
+        snprintf(out, size, "%s", err_name(errno));
     else
-        exe[n] = 0;
-    snprintf(path, sizeof path, "/proc/%s/map_files", pid);
-    DIR *d = opendir(path);
+        out[n] = 0;
+}
+
+static void look(const char *pid) {
+    char exe_path[64], mf_path[64], exe[2048], exe2[2048], mf[32], line[4200];
+    snprintf(exe_path, sizeof exe_path, "/proc/%s/exe", pid);
+    snprintf(mf_path, sizeof mf_path, "/proc/%s/map_files", pid);
+    link_of(exe_path, exe, sizeof exe);
+    DIR *d = opendir(mf_path);
     if (d == NULL) {
         snprintf(mf, sizeof mf, "%s", err_name(errno));
     } else {
+        int count = 0;
+        struct dirent *e;
         errno = 0;
-        while (readdir(d) != NULL)
-            ;
-        snprintf(mf, sizeof mf, "%s", errno ? err_name(errno) : "listed");
+        while ((e = readdir(d)) != NULL)
+            count += e->d_name[0] != '.';
+        if (errno)
+            snprintf(mf, sizeof mf, "%s", err_name(errno));
+        else
+            snprintf(mf, sizeof mf, "%d", count);
         closedir(d);
     }
-    snprintf(line, sizeof line, "%s\t%s\t%s", pid, exe, mf);
+    link_of(exe_path, exe2, sizeof exe2);
+    snprintf(line, sizeof line, "%s\t%s\t%s\t%s", pid, exe, mf, exe2);
     for (int i = 0; i < nseen; i++)
         if (!strcmp(seen[i], line))
             return;
