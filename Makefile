@@ -17,7 +17,7 @@ SOLVED := build/solved
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
                 docker-registry apache2-utils openssl mmdebstrap debian-archive-keyring \
-                podman conmon containerd runc gcc libc6-dev apparmor
+                podman conmon containerd runc gcc libc6-dev apparmor tini
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
 

@@ -115,6 +115,36 @@ def open_in_root(root: str, path: str, *, create: str | None = None) -> int:
         raise
 
 
+def secure_join(root: str, path: str) -> str:
+    """``root``/``path`` with every symlink on the way resolved *inside* ``root`` (securejoin)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    links = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        cur = os.path.join(root, *done, name)
+        try:
+            st = os.lstat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(name)                   # missing: created later, cannot be a symlink now
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 255:
+                raise RootfsError(f"{os.path.join(root, path.lstrip('/'))}: too many levels of symlinks")
+            target = os.readlink(cur)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        done.append(name)
+    return "/" + "/".join(done)
+
+
 def _mount_on(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
     """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd. A
     generated /etc file's path that is a symlink in the image is replaced first (:func:`_unlink_symlink`)."""
@@ -272,14 +302,43 @@ def _unlink_symlink(root: str, path: str) -> None:
         os.close(pfd)
 
 
+def bind_host_binary(src: str, root: str, target: str) -> None:
+    """``--init``: the host's static init ``src`` bound read-only, nosuid and nodev at ``target``
+    (Docker's /sbin/docker-init) under ``root``, before pivot_root. The directory is resolved inside
+    the root (:func:`secure_join`: a merged-/usr image's ``/sbin -> usr/sbin`` still works, and no
+    link leads out of the root); a symlink at the name itself is replaced in the container's own
+    layer, as a generated /etc file's is; the mount point is made there (overlayfs writes only the
+    upper layer), never on the host. ``src`` is the runtime's (init.host_binary), opened O_PATH and
+    bound through /proc/self/fd: exactly the file checked."""
+    parent, _, name = target.rstrip("/").rpartition("/")
+    where = secure_join(root, parent or "/").rstrip("/") + "/" + name
+    _unlink_symlink(root, where)
+    try:
+        sfd = os.open(src, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise from_oserror(exc, "open the init binary", src, cls=MountError) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(sfd).st_mode):
+            raise RootfsError(f"the init binary {src} is not a regular file")
+        _mount_on(f"/proc/self/fd/{sfd}", root, where, None, sc.MS_BIND, create="file")
+    finally:
+        os.close(sfd)
+    fd = open_in_root(root, where)            # the bind is on top now: make that one read-only
+    try:
+        _remount_ro(f"/proc/self/fd/{fd}", sc.MS_NOSUID | sc.MS_NODEV)
+    finally:
+        os.close(fd)
+
+
 def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
                etc_files: dict[str, str] | None = None, mount_proc: bool = True, devices=(),
-               etc_binds: dict[str, str] | None = None) -> None:
+               etc_binds: dict[str, str] | None = None, init: tuple[str, str] | None = None) -> None:
     """The second half of :func:`setup_root`: volumes, ``devices`` (host node, container path: a
     bind mount, ``--device``) and generated /etc files (while the host is still reachable),
     pivot_root, and a read-only root if asked. ``etc_files``: container path -> text, kept on a
     tmpfs of the container's (notebook 03); ``etc_binds``: container path -> a host file the runtime
-    keeps outside the root (the engine's way, etcfiles.py)."""
+    keeps outside the root (the engine's way, etcfiles.py); ``init``: (host binary, container path),
+    ``--init``'s read-only bind (:func:`bind_host_binary`)."""
     volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
     for host, target in devices:
         _mount_on(host, root, target, None, sc.MS_BIND, create="file")
@@ -315,6 +374,9 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
             _mount_on(f"/proc/self/fd/{sfd}", root, dst, None, sc.MS_BIND, create="file")
         finally:
             os.close(sfd)
+
+    if init is not None:
+        bind_host_binary(init[0], root, init[1])
 
     os.chdir(root)
     sc.pivot_root(".", ".")

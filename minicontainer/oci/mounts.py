@@ -27,6 +27,7 @@ import stat
 from .. import rootfs
 from .. import syscalls as sc
 from ..errors import KernelError, MountError, RootfsError
+from ..rootfs import secure_join   # rootfs owns it: the engine's --init resolves with it too
 
 #: option → (set?, flag): runc's mountPropagationMapping and mountFlags
 FLAGS = {
@@ -72,36 +73,6 @@ def parse_options(options) -> tuple[int, int, str]:
         else:
             data.append(opt)
     return flags, pflags, ",".join(data)
-
-
-def secure_join(root: str, path: str) -> str:
-    """``root``/``path`` with every symlink on the way resolved *inside* ``root`` (securejoin)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    done: list[str] = []
-    links = 0
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            if done:
-                done.pop()
-            continue
-        cur = os.path.join(root, *done, name)
-        try:
-            st = os.lstat(cur)
-        except (FileNotFoundError, NotADirectoryError):
-            done.append(name)                   # missing: created later, cannot be a symlink now
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise RootfsError(f"{os.path.join(root, path.lstrip('/'))}: too many levels of symlinks")
-            target = os.readlink(cur)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        done.append(name)
-    return "/" + "/".join(done)
 
 
 def _statvfs_locked(path: str) -> int:

@@ -20,7 +20,7 @@ exec.py             ``exec``: a process joining a running container
 userns.py           ``--userns=remap``: the user namespace, its order, idmapped layers
 garbage.py          ``gc``: what crashed runs left
 ocispec.py          a record as an OCI runtime-spec config.json (the engine → OCI runtime seam)
-init.py             ``--init``: a PID 1 that reaps zombies (docker-init's role)
+init.py             ``--init``: the host's tini-static as PID 1, bound read-only (docker-init)
 tty.py              ``-t``: the pty and its relay
 process.py          every public name above, for notebooks and scripts
 ==================  ========================================================================

@@ -110,6 +110,9 @@ class ContainerConfig:
             raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.check_userns()
         self.limits()
+        if self.init:                        # the host's static init must be there (init.py)
+            from .init import host_binary
+            host_binary()
         if self.cap_add or self.cap_drop or self.privileged or self.security_opt or self.devices:
             from .confine import fields      # Docker's defaults need no check; flags do
             fields(self)

@@ -8,13 +8,16 @@ flags already parsed and validated, the image's command and environment resolved
 start path applies (rootfs.py: the API file systems, runc's masked and read-only paths; the cgroup
 below our parent with the limits in bytes and CFS quota; one namespace per kernel concept, or a
 peer's by path for ``--network container:NAME``). The device nodes rootfs.DEVICES are not listed:
-the spec's default devices are the same six, and a runtime supplies them unasked.
+the spec's default devices are the same six, and a runtime supplies them unasked. ``--init`` is
+Docker's shape: ``process.args`` is ``/sbin/docker-init -- ARGV...`` and the host's static init is a
+read-only bind mount there (init.py), so an OCI runtime given this spec runs tini as PID 1 too.
 
-A pure function of the record: nothing is created, nothing is read but the record and the two
-host paths given; the result is JSON-serialisable as is. Our own start path does not go through
-JSON (the record goes to the container's first process directly: start_path.py), so a runtime that
-takes this dict in-process needs no round trip either. Rejected: building the spec from argparse's
-namespace — the record is what ``create`` validated, and what ``start`` of a created container has.
+A pure function of the record: nothing is created, nothing is read but the record, the two
+host paths given and, with ``--init``, where the host's init is; the result is JSON-serialisable
+as is. Our own start path does not go through JSON (the record goes to the container's first
+process directly: start_path.py), so a runtime that takes this dict in-process needs no round trip
+either. Rejected: building the spec from argparse's namespace — the record is what ``create``
+validated, and what ``start`` of a created container has.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ DEFAULT_MOUNTS = (
 )
 
 
-def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: int | None = None) -> dict:
+def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: int | None = None,
+         init_binary: str | None = None) -> dict:
     """The ``config.json`` of container ``rec`` whose root file system is at ``rootfs`` (the merged
     overlay). ``cgroup_parent``: the parent group (paths.CGROUP_PARENT by default); ``peer_pid``:
-    PID 1 of the container whose network namespace ``--network container:NAME`` joins."""
+    PID 1 of the container whose network namespace ``--network container:NAME`` joins;
+    ``init_binary``: ``--init``'s host binary (init.host_binary() by default)."""
     from ..rootfs import MASKED_PATHS, READONLY_PATHS, parse_volume
     from .config import ContainerConfig
     cfg = ContainerConfig.from_dict(rec["config"])
@@ -87,6 +92,11 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     if cfg.pids_limit is not None:
         resources["pids"] = {"limit": cfg.pids_limit}
     argv = list(rec["argv"])
+    if cfg.init:                # Docker's shape: the host's static init, bound read-only (init.py)
+        from . import init
+        host = init_binary if init_binary is not None else init.host_binary()
+        mounts.append(init.oci_mount(host))
+        argv = init.command(argv)
     # notebook 07's fields, from the same flags our own start path confines with (confine.py)
     from .confine import fields
     sec = fields(cfg)

@@ -72,11 +72,12 @@ class Parked:
             pass
 
     def release(self, rec: dict, etc: dict, stdio=(None, None, None), security: dict | None = None,
-                nodes=()) -> None:
+                nodes=(), init: str | None = None) -> None:
         """G's orders: the record, the /etc files (container path -> host file to bind), the prepared security settings (confine.py), the
-        ``--device`` nodes, and its stdin/stdout/stderr (``stdio``, else ours)."""
+        ``--device`` nodes, ``--init``'s host binary (init.py), and its stdin/stdout/stderr
+        (``stdio``, else ours)."""
         from .. import fdpass
-        msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes)}
+        msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes), "init": init}
         try:
             fdpass.send(self.sock, json.dumps(msg).encode(), fdpass.stdio(stdio))
         except OSError as exc:

@@ -12,9 +12,10 @@ standard_init_linux.go); we fork instead, so this code is already loaded in the 
 - **G** (:func:`container_init`), PID 1 of the container: unshares the mount namespace, mounts the
   overlay and the API file systems (``rootfs.prepare_root``) while the runtime is still joining the
   cgroup, then waits on its socket for the *release* — the record, the generated /etc files, its
-  stdio as fds — and finishes: volumes, /etc, pivot_root, hostname, working directory, ids, exec.
-  A remapped G idmaps the image's layers before the overlay, does all of that as host root, and
-  joins the user namespace last, just before the working directory and the ids (userns.py).
+  stdio as fds — and finishes: volumes, /etc, ``--init``'s binary, pivot_root, hostname, working
+  directory, ids, exec. A remapped G idmaps the image's layers before the overlay, does all of that
+  as host root, and joins the user namespace last, just before the working directory and the ids
+  (userns.py).
 
 The mounts live only in G's mount namespace and vanish with it: nothing on the host to clean up.
 Any failure is one line, ``CODE message``, on an O_CLOEXEC error pipe: the runtime raises it, and a
@@ -178,7 +179,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
     from ..rootfs import enter_root, mount_cgroupfs, prepare_root
-    from .init import run_init  # now: after pivot_root the package's files are out of reach
+    from . import init as docker_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
     # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
     sc.unshare(sc.CLONE_NEWNS)
@@ -220,8 +221,10 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     if cfg.tty:
         from .tty import make_controlling   # only then: it pulls in termios and threading
     user = cfg.user or rec.get("image_user")            # -u, else the image's User
+    # --init: the host's static init, bound read-only at /sbin/docker-init (runtime/init.py)
+    init = (msg["init"], docker_init.CONTAINER_PATH) if cfg.init else None
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"],
-               devices=msg.get("nodes") or ())
+               devices=msg.get("nodes") or (), init=init)
     sc.sethostname(cfg.hostname or rec["id"][:12])
     if cfg.cgroupns != "host":
         # Our own cgroup becomes "/" (Docker's default on v2): /proc/self/cgroup shows no host
@@ -235,7 +238,9 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
     enter_workdir(rec["workdir"], user, fail)
     env = dict(e.split("=", 1) for e in rec["env"])
-    argv = rec["argv"]
+    # --init: Docker's shape, `/sbin/docker-init -- ARGV...`; the init execs the command (tini
+    # gives 127/126 with its own one line when it cannot) and exits with its status
+    argv = docker_init.command(rec["argv"]) if cfg.init else rec["argv"]
 
     def exec_command():
         try:
@@ -248,16 +253,13 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
     # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs, the
-    # ids and the AppArmor profile in security.apply's order: the last step before exec (with
-    # --init, before the init forks: PID 1 is confined as well, as Docker's tini is; it does not
-    # exec, so it takes the AppArmor profile at once and the command inherits it).
+    # ids and the AppArmor exec transition in security.apply's order: the last step before exec
+    # (with --init, tini's exec: PID 1 is confined as well, as Docker's tini is, and the command it
+    # forks and execs inherits the profile).
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
     if prepared is not None:
         from ..security import apply
-        apply(prepared, apparmor_now=bool(cfg.init))
-    if cfg.init:
-        # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
-        run_init(exec_command, close=(fail.fd,))
+        apply(prepared)
     exec_command()

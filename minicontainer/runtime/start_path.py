@@ -58,6 +58,10 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
     if rec["status"] != "created":
         raise ContainerError(f"container {rec['name']} is {rec['status']}, not created",
                              hint="only a created container can be started; run a new one")
+    init = None
+    if cfg.init:                    # the host's static init; missing: 125 before anything is taken
+        from .init import host_binary
+        init = host_binary()
     peer = None
     if cfg.network.startswith("container:"):
         from . import netattach
@@ -107,7 +111,7 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
         # refresh writes our file, never a path inside the container's root
         from .. import etcfiles
         etc = etcfiles.write(rec["id"], etc)
-        child.release(rec, etc, stdio, security, confine.extra_nodes(cfg))
+        child.release(rec, etc, stdio, security, confine.extra_nodes(cfg), init)
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:
             state.update(rec["id"], status="running", pid=child.gpid, runtime_pid=pid,

@@ -170,7 +170,7 @@ def prepare(sec: ProcessSecurity) -> Prepared:
                     _rlimits(sec.rlimits), sec.oom_score_adj, summary=summary, apparmor_profile=profile)
 
 
-def apply(p: Prepared, *, apparmor_now: bool = False) -> None:
+def apply(p: Prepared) -> None:
     """In the container's process, the last step before execve (after pivot_root, mounts, hostname,
     cwd). runc's order, and why:
 
@@ -187,8 +187,8 @@ def apply(p: Prepared, *, apparmor_now: bool = False) -> None:
        at execve, so no line of ours runs confined, whatever comes between (runc's exec path puts it
        here too, after the ids; its start path earlier: the place does not change what the program
        runs under). The file is 0666 (a non-root user may write its own) and Docker's seccomp
-       allows the open and write. ``apparmor_now``: a process that will not exec (our --init's
-       PID 1) changes at once instead, and its children inherit the profile. ``unconfined`` writes
+       allows the open and write (``--init``: tini's exec takes it, the command it execs inherits
+       it). ``unconfined`` writes
        nothing: the process keeps the runtime's own label — unconfined, unless the runtime is
        confined itself, and then it cannot hand out more than it has;
     8. with no_new_privs: the seccomp filter last, so it does not have to allow our own set-up calls.
@@ -239,6 +239,6 @@ def apply(p: Prepared, *, apparmor_now: bool = False) -> None:
         os.umask(p.umask)
     if p.apparmor_profile and p.apparmor_profile != "unconfined":
         from . import apparmor        # imported by prepare: after pivot_root no import finds the package
-        (apparmor.change_now if apparmor_now else apparmor.change_onexec)(p.apparmor_profile)
+        apparmor.change_onexec(p.apparmor_profile)
     if p.no_new_privileges and p.seccomp_program is not None:
         sc.load(p.seccomp_program, p.seccomp_flags)

@@ -13,7 +13,8 @@ Three places, as Docker and runc split them:
 3. in the container's process, with the rest of ``security.apply``: ``exec NAME`` written to
    ``/proc/self/attr/apparmor/exec`` (:func:`change_onexec`). Nothing changes until execve: the
    kernel switches the profile as it loads the container's program, so no line of the runtime's own
-   Python runs confined. Our ``--init`` PID 1 does not exec: it changes at once (:func:`change_now`).
+   Python runs confined. With ``--init`` the transition happens at tini's execve; the command it execs
+   inherits the profile.
 
 Rejected: ``aa-exec`` as the container's first program (one more host binary inside the container's
 PID namespace, and the profile would be chosen by a path the container controls); libapparmor
@@ -223,11 +224,6 @@ def _write_attr(name: str, value: str) -> None:
 def change_onexec(name: str) -> None:
     """libapparmor's ``aa_change_onexec``: ``name`` from this process's next execve on."""
     _write_attr("exec", "exec " + name)
-
-
-def change_now(name: str) -> None:
-    """libapparmor's ``aa_change_profile``: ``name`` from now on (for a PID 1 that does not exec)."""
-    _write_attr("current", "changeprofile " + name)
 
 
 def current() -> str:

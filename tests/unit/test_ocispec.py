@@ -135,3 +135,51 @@ def test_a_remapped_record_has_a_user_namespace_and_its_maps(tmp_path):
     assert (lin["uidMappings"], lin["gidMappings"]) == (idmap["uidMappings"], idmap["gidMappings"])
     plain = spec(_rec(tmp_path, network="none"), "/r", cgroup_parent="minicontainer")["linux"]
     assert "uidMappings" not in plain and {"type": "user"} not in plain["namespaces"]
+
+
+def test_init_is_dockers_shape_tini_bound_read_only(tmp_path, monkeypatch):
+    """--init: process.args is `/sbin/docker-init -- ARGV...` and the host's static init is a
+    read-only bind there (Docker's spec for --init); without --init neither appears."""
+    tini = tmp_path / "tini"
+    tini.write_bytes(b"\x7fELF")
+    tini.chmod(0o755)
+    monkeypatch.setenv("MC_INIT_BINARY", str(tini))
+    s = spec(_rec(tmp_path, network="none", init=True), "/r")
+    assert s["process"]["args"] == ["/sbin/docker-init", "--", "sh", "-c", "echo hi"]
+    assert s["mounts"][-1] == {"destination": "/sbin/docker-init", "type": "bind", "source": str(tini),
+                               "options": ["bind", "ro", "nosuid", "nodev"]}
+    assert s["annotations"]["org.minicontainer.init"] == "true"
+    plain = spec(_rec(tmp_path, network="none"), "/r")
+    assert plain["process"]["args"] == ["sh", "-c", "echo hi"]
+    assert "/sbin/docker-init" not in [m["destination"] for m in plain["mounts"]]
+
+
+def test_init_binary_default_override_and_missing(tmp_path, monkeypatch):
+    """The host's tini-static by default; MC_INIT_BINARY overrides it (dockerd's --init-path); a
+    missing one is one line, exit 125, naming the file and how to install it — at validate(),
+    before anything of a container exists."""
+    from minicontainer.errors import NotFoundError
+    from minicontainer.runtime import init
+    monkeypatch.delenv("MC_INIT_BINARY", raising=False)
+    real = tmp_path / "tini-0.19"
+    real.write_bytes(b"\x7fELF")
+    real.chmod(0o755)
+    (tmp_path / "tini-static").symlink_to(real)             # the host's own links are followed
+    monkeypatch.setattr(init, "DEFAULT_BINARY", str(tmp_path / "tini-static"))
+    assert init.host_binary({}) == str(real)
+    with pytest.raises(NotFoundError) as e:
+        init.host_binary({"MC_INIT_BINARY": str(tmp_path / "nope")})
+    assert e.value.exit_code == 125 and str(tmp_path / "nope") in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setenv("MC_INIT_BINARY", str(tmp_path / "nope"))
+    with pytest.raises(NotFoundError, match="nope"):
+        ContainerConfig("busybox", ["true"], init=True).validate()
+    ContainerConfig("busybox", ["true"]).validate()                 # without --init: not needed
+    with pytest.raises(ConfigError, match="absolute"):
+        init.host_binary({"MC_INIT_BINARY": "tini"})
+    with pytest.raises(ConfigError, match="not an executable"):
+        init.host_binary({"MC_INIT_BINARY": str(tmp_path)})
+    # the default's message says how to get it
+    monkeypatch.setattr(init, "DEFAULT_BINARY", str(tmp_path / "tini-static-missing"))
+    with pytest.raises(NotFoundError, match="apt install tini") as e:
+        init.host_binary({})
+    assert str(tmp_path / "tini-static-missing") in str(e.value)
