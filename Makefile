@@ -12,10 +12,12 @@ LAB_IP ?= 127.0.0.1
 SOLVED := build/solved
 
 # Debian/Ubuntu packages the course and its tests use (checked one by one, installed only if missing).
+# apparmor: its apparmor_parser loads the containers' profile where the kernel has AppArmor, and
+# compiles it in the unit tests where it has not (installing it starts nothing: no service, no policy).
 APT_PACKAGES := busybox-static iproute2 iptables nftables python3-venv procps util-linux kmod \
                 libseccomp2 umoci skopeo chromium \
-                docker-registry apache2-utils openssl mmdebstrap \
-                podman conmon containerd runc gcc libc6-dev
+                docker-registry apache2-utils openssl mmdebstrap debian-archive-keyring \
+                podman conmon containerd runc gcc libc6-dev apparmor
 BENCH_PACKAGES := runc crun hyperfine iperf3
 PYTEST_ARGS ?=
 
@@ -55,7 +57,10 @@ venv: $(VENV)/.stamp
 	@head -n1 $(VENV)/bin/minicontainer | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer
 	@head -n1 $(VENV)/bin/minicontainer-oci | grep -q -- ' -S$$' || $(VPY) -m minicontainer.client install $(VENV)/bin/minicontainer-oci
 
+# --userns=remap's range: a `minicontainer` line in /etc/subuid and /etc/subgid when there is none
+# (appended, never another user's line changed; minicontainer/subids.py)
 setup: root system-packages venv
+	@$(VPY) -m minicontainer.subids ensure
 
 lab: setup
 	@TOKEN=$$($(VPY) -c 'import secrets; print(secrets.token_hex(16))'); \

@@ -69,7 +69,7 @@ def _config(a):
                            rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search,
                            cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged,
                            security_opt=a.security_opt, devices=a.device,
-                           cgroupns=a.cgroupns)
+                           cgroupns=a.cgroupns, userns=a.userns)
 
 
 def _run(a):
@@ -218,7 +218,8 @@ def _build(a):
 def _commit(a):
     from .images import commit
     from .runtime import state
-    print(commit(state.find(a.container)["id"], a.name).id)
+    rec = state.find(a.container)
+    print(commit(rec["id"], a.name, idmap=rec.get("idmap")).id)
 
 
 def _images(a):

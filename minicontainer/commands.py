@@ -59,12 +59,20 @@ RUN_OPTIONS = (
     (("--privileged",), {**_T, "help": "DANGEROUS: every capability, no seccomp, no masked paths, "
                                        "every device: root in the container is root on the host"}),
     (("--security-opt",), {"action": "append", "default": [], "metavar": "OPT",
-                           "help": "no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined "
-                                   "(default: Docker's seccomp profile, no_new_privs off)"}),
+                           "help": "no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined, "
+                                   "apparmor=unconfined|PROFILE (default: Docker's seccomp profile, "
+                                   "no_new_privs off, and the AppArmor profile minicontainer-default "
+                                   "where the kernel has AppArmor)"}),
     (("--device",), {"action": "append", "default": [], "metavar": "HOST[:CTR][:rwm]",
                      "help": "pass a host device (default: only null, zero, full, random, urandom, tty)"}),
     (("--cgroupns",), {"choices": ("private", "host"), "default": "private",
                        "help": "cgroup namespace (default private: the container sees its own group as /)"}),
+    (("--userns",), {"choices": ("host", "remap"), "default": "host",
+                     "help": "user namespace (default host, Docker's). remap: root inside is the "
+                             "'minicontainer' range of /etc/subuid and /etc/subgid on the host (sudo make "
+                             "setup adds it); the image's files show as root's inside. A -v host "
+                             "directory keeps its host owners: host root's shows as nobody (65534) and "
+                             "container root cannot write it (chown it to the range's start)"}),
 )
 #: --insecure-registry, for the verbs that talk to a registry
 _REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",

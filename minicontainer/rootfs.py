@@ -136,14 +136,14 @@ def _remount_ro(path: str, extra: int = 0) -> None:
 
 # --- the steps ----------------------------------------------------------------------------------
 
-def _mount_dev(root: str) -> None:
+def _mount_dev(root: str, own: str = "") -> None:
     """/dev as a small tmpfs holding only harmless devices: no disks, no /dev/mem, no host pts.
 
     Host device nodes are bind-mounted (rather than mknod) so the same code works in a user namespace,
     where mknod is forbidden — runc does the same when it cannot mknod.
     """
     nosuid_exec = sc.MS_NOSUID | sc.MS_STRICTATIME
-    _mount_on("tmpfs", root, "/dev", "tmpfs", nosuid_exec, "mode=755,size=65536k")
+    _mount_on("tmpfs", root, "/dev", "tmpfs", nosuid_exec, "mode=755,size=65536k" + own)
     dev = os.path.join(root, "dev")
     for name in DEVICES:
         open(os.path.join(dev, name), "w").close()
@@ -154,7 +154,7 @@ def _mount_dev(root: str) -> None:
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-             "mode=1777,size=65536k")
+             "mode=1777,size=65536k" + own)
     for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                      ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(to, os.path.join(dev, link))
@@ -215,10 +215,14 @@ def setup_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                mount_proc=mount_proc)
 
 
-def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False) -> str:
+def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_rw: bool = False,
+                 owner: tuple[int, int] | None = None) -> str:
     """The first half of :func:`setup_root`: propagation, /proc, /sys, /dev and /tmp under ``root``,
     masked and read-only paths (none with ``masks=False``: --privileged). /sys is read-only unless
-    ``sys_rw`` (--privileged: Docker mounts it read-write then). Returns the resolved root."""
+    ``sys_rw`` (--privileged: Docker mounts it read-write then). ``owner`` (host uid, gid): who owns
+    the tmpfs roots (/dev, /dev/shm, /tmp) — a remapped container's root (runtime/userns.py).
+    Returns the resolved root."""
+    own = f",uid={owner[0]},gid={owner[1]}" if owner else ""
     root = os.path.realpath(root)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
     if not os.path.ismount(root):
@@ -230,8 +234,8 @@ def prepare_root(root: str, *, mount_proc: bool = True, masks: bool = True, sys_
         _mount_on("proc", root, "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     _mount_on("sysfs", root, "/sys", "sysfs",
               sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if sys_rw else sc.MS_RDONLY))
-    _mount_dev(root)
-    _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+    _mount_dev(root, own)
+    _mount_on("tmpfs", root, "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777" + own)
     # Masked and read-only paths now, under ``root`` (symlink-safe, through /proc/self/fd), not after
     # the pivot as runc does: the result is the same mounts, and here they are done before the
     # request arrives (a parked container, runtime/process.py). /sys is masked even without our own
@@ -358,16 +362,23 @@ def mount_cgroupfs(root: str, *, readonly: bool = True) -> None:
         return
     _mount_on("tmpfs", root, "/sys/fs/cgroup", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
               "mode=755,size=64k")
-    for ctrls in v1:
-        name = ctrls[len("name="):] if ctrls.startswith("name=") else ctrls
-        _mount_on("cgroup", root, f"/sys/fs/cgroup/{name}", "cgroup", flags,
-                  f"none,{ctrls}" if ctrls.startswith("name=") else ctrls)
-    if any(hid == "0" for hid, _, _ in lines):
-        _mount_on("cgroup2", root, "/sys/fs/cgroup/unified", "cgroup2", flags)
-    if readonly:
-        fd = open_in_root(root, "/sys/fs/cgroup")
-        try:
-            sc.mount(None, f"/proc/self/fd/{fd}", None,
-                     sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY, "mode=755,size=64k")
-        finally:
-            os.close(fd)
+    # The tmpfs is ours and empty: its directories are made and mounted on through one descriptor of
+    # it, not resolved again from ``root`` for each of a v1 host's ~10 hierarchies (bench/README.md).
+    fd = open_in_root(root, "/sys/fs/cgroup")
+    try:
+        at = f"/proc/self/fd/{fd}"
+        mounts = [(c[len("name="):] if c.startswith("name=") else c, "cgroup",
+                   f"none,{c}" if c.startswith("name=") else c) for c in v1]
+        if any(hid == "0" for hid, _, _ in lines):
+            mounts.append(("unified", "cgroup2", None))
+        for name, fstype, data in mounts:
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except OSError as exc:
+                raise from_oserror(exc, "mkdir", f"{root.rstrip('/')}/sys/fs/cgroup/{name}", cls=MountError) from exc
+            sc.mount(fstype, f"{at}/{name}", fstype, flags, data)
+        if readonly:
+            sc.mount(None, at, None, sc.MS_REMOUNT | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY,
+                     "mode=755,size=64k")
+    finally:
+        os.close(fd)

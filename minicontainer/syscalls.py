@@ -255,6 +255,56 @@ def pivot_root(new_root: str | os.PathLike, put_old: str | os.PathLike) -> None:
         })
 
 
+# --- the new mount API: idmapped mounts (runtime/userns.py) ---------------------------------------
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
+# one table for every architecture since 5.x (asm-generic numbering; x86_64 shares it)
+_SYS_open_tree, _SYS_move_mount, _SYS_mount_setattr = 428, 429, 442
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def open_tree(path: str | os.PathLike, flags: int = OPEN_TREE_CLONE | os.O_CLOEXEC) -> int:
+    """open_tree(2) with OPEN_TREE_CLONE: a *detached* copy of the mount at ``path`` (a bind mount
+    nobody sees until ``move_mount`` attaches it), as an fd. Needs CAP_SYS_ADMIN (Linux 5.2)."""
+    fd = _libc.syscall(_SYS_open_tree, ctypes.c_int(-100), _b(path), ctypes.c_uint(flags))
+    if fd < 0:
+        raise _fail("open_tree", path, MountError, {
+            errno.ENOSYS: "the new mount API needs Linux 5.2", errno.EPERM: "needs CAP_SYS_ADMIN"})
+    return fd
+
+
+def mount_setattr_idmap(fd: int, userns_fd: int, what: str | os.PathLike = "") -> None:
+    """mount_setattr(2) MOUNT_ATTR_IDMAP: the detached mount ``fd`` shows each file's owner through
+    the id maps of the user namespace ``userns_fd`` (on-disk uid 0 appears as that namespace's root).
+
+    Preconditions: Linux 5.12; the mount is detached (``open_tree`` clone, not yet attached) and not
+    idmapped already; its file system supports idmapped mounts (ext4, xfs, btrfs; tmpfs since 6.3 —
+    not overlayfs or NFS); CAP_SYS_ADMIN in the file system's user namespace (host root)."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    if _libc.syscall(_SYS_mount_setattr, ctypes.c_int(fd), b"", ctypes.c_uint(AT_EMPTY_PATH),
+                     ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
+        raise _fail("mount_setattr(MOUNT_ATTR_IDMAP)", what or f"fd {fd}", MountError, {
+            errno.ENOSYS: "idmapped mounts need Linux 5.12",
+            errno.EINVAL: "the file system does not support idmapped mounts (ext4, xfs, btrfs do; "
+                          "overlayfs and NFS do not), or the mount is attached already",
+            errno.EPERM: "needs CAP_SYS_ADMIN in the file system's user namespace (host root)"})
+
+
+def move_mount(fd: int, target: str | os.PathLike) -> None:
+    """move_mount(2) with MOVE_MOUNT_F_EMPTY_PATH: attach the detached mount ``fd`` on ``target``
+    (stacked on whatever is mounted there), in the caller's mount namespace."""
+    if _libc.syscall(_SYS_move_mount, ctypes.c_int(fd), b"", ctypes.c_int(-100), _b(target),
+                     ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
+        raise _fail("move_mount", target, MountError, dict(_MOUNT_HINTS))
+
+
 # --- process attributes --------------------------------------------------------------------------
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
@@ -286,6 +336,21 @@ def set_no_new_privs() -> None:
 def set_child_subreaper() -> None:
     """Orphaned descendants are re-parented to this process instead of PID 1 (what an init does)."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+# --- file systems --------------------------------------------------------------------------------
+
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def fstatfs_type(fd: int) -> int:
+    """fstatfs(2)'s ``f_type`` for ``fd``: which file system it is on (PROC_SUPER_MAGIC 0x9fa0 …).
+    ``os.fstatvfs`` has no such field. ``f_type`` is the first member of ``struct statfs`` (a
+    ``long`` on 64-bit, a word on 32-bit): read from a buffer larger than the struct anywhere."""
+    buf = ctypes.create_string_buffer(256)
+    if _libc.fstatfs(fd, buf) != 0:
+        raise _fail("fstatfs", f"fd {fd}", KernelError, {})
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 # --- inotify -------------------------------------------------------------------------------------

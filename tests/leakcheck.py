@@ -19,7 +19,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from minicontainer import paths
+from minicontainer import paths, private
 
 
 def _mounts() -> Counter:
@@ -92,17 +92,22 @@ def _firewall() -> Counter:
 def _state() -> set[str]:
     """Files under the state root (records, leases) and container layers under the data root.
 
-    Directories and ``*.lock`` files may stay (like /run/runc itself); records and leases may not.
+    Directories, ``*.lock`` files and the root's ``.private`` mark (private.MARK: the root was closed
+    once) may stay (like /run/runc itself); records and leases may not.
     """
     found = set()
     root = paths.state_root()
     if root.is_dir():
         for dirpath, _, files in os.walk(root):
             # seccomp/<key>.bpf: the compiled-profile cache (security/seccomp.py), one file per
-            # profile for every container — a cache like the image store, not a container's state
-            cache = os.path.relpath(dirpath, root) == "seccomp"
+            # profile for every container — a cache like the image store, not a container's state;
+            # apparmor/minicontainer-default: the AppArmor profile as loaded into the kernel, once
+            # per boot for every container (security/apparmor.py)
+            rel = os.path.relpath(dirpath, root)
             found.update(os.path.join(dirpath, f) for f in files
-                         if not f.endswith(".lock") and not (cache and f.endswith(".bpf")))
+                         if not f.endswith(".lock") and not (rel == "seccomp" and f.endswith(".bpf"))
+                         and not (rel == "apparmor" and f == "minicontainer-default")
+                         and not (rel == "." and f == private.MARK))
     layers = paths.data_root() / "containers"
     if layers.is_dir():
         found.update(str(p) for p in layers.iterdir())

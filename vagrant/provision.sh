@@ -100,6 +100,10 @@ if [ "$(cat "$VENV/.provisioned" 2>/dev/null)" != "$want" ]; then
   changed "installed minicontainer[course,test] into $VENV"
 fi
 
+# 3b. --userns=remap's subordinate ids (what `make setup` does: an entry only when there is none)
+added=$("$VENV/bin/python" -m minicontainer.subids ensure)
+[ -z "$added" ] || changed "$added"
+
 [ "${MC_NO_SERVICE:-0}" = 1 ] && { say "done (no JupyterLab service on this machine)"; exit 0; }
 
 # 4. the JupyterLab service: root, on the notebooks, token auth, restarted on failure

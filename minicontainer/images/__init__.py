@@ -52,7 +52,8 @@ def build(context_dir: str | os.PathLike, tag: str | None = None,
     return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache, limits=limits)
 
 
-def commit(cid: str, name: str, store: ImageStore | None = None) -> Image:
-    """``minicontainer commit CID NAME``: the container's upper dir as a new layer."""
+def commit(cid: str, name: str, store: ImageStore | None = None, idmap: dict | None = None) -> Image:
+    """``minicontainer commit CID NAME``: the container's upper dir as a new layer (``idmap``: a
+    --userns=remap container's maps, its record's)."""
     from .builder import commit as _commit
-    return _commit(cid, name, store=store)
+    return _commit(cid, name, store=store, idmap=idmap)

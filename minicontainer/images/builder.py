@@ -317,12 +317,14 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
     from ..security import ProcessSecurity, apply, devices, prepare
     from ..security.options import from_docker_flags
     # Docker's defaults for a RUN step too (notebook 07), from the place `run` takes them (its flags
-    # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's; prepared here
-    # (the program is cached), applied as the last step before exec
+    # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's, the AppArmor
+    # profile where the kernel has it (BuildKit's RUN gets docker-default); prepared here (the
+    # program is cached, the profile loaded once), applied as the last step before exec
     flags = from_docker_flags()
     confined = prepare(ProcessSecurity(capabilities=flags["process"]["capabilities"],
                                        no_new_privileges=flags["process"]["noNewPrivileges"],
-                                       seccomp=flags["linux"].get("seccomp")))
+                                       seccomp=flags["linux"].get("seccomp"),
+                                       apparmor_profile=flags["process"]["apparmorProfile"]))
     # A cgroup like any container's (issue 17 item 17): named as theirs (``mc-`` + 16 hex), so `gc`
     # removes it once empty after a crash; ``limits`` and run's device rules are in place before the
     # step's first process joins it (the child joins before it forks PID 1). Rejected: the runtime's
@@ -438,8 +440,9 @@ def run_image(ref: str | Image, argv: list[str] | None = None, *, store: ImageSt
 
 
 def commit(cid: str, name: str, *, store: ImageStore | None = None, image: str | None = None,
-           config: dict | None = None) -> Image:
+           config: dict | None = None, idmap: dict | None = None) -> Image:
     """``docker commit``: the container's upper dir becomes a new layer on top of its image.
+    ``idmap``: a --userns=remap container's maps (its record's): the host ids it wrote become its own.
 
     The upper dir is copied (``cp -a``: whiteouts and opaque xattrs included), not moved: the
     container keeps its writable layer. Commit a stopped container; a running one may be mid-write.
@@ -457,10 +460,30 @@ def commit(cid: str, name: str, *, store: ImageStore | None = None, image: str |
             dst = tmp / "layer"
             dst.mkdir(mode=0o755)
             copy_tree(layer.upperdir, dst)
+            if idmap:
+                _unshift(dst, idmap)
             lid = store.add_layer_dir(dst, source=f"commit {cid}")
         finally:
             _rmtree(tmp)
         return store.add_image([*base.layers, lid], config or base.config, name=name, parent=base.id)
+
+
+def _unshift(tree: Path, idmap: dict) -> None:
+    """A --userns=remap container's upper dir stores host ids SUB+N (runtime/userns.py); the
+    image's layer holds the container's N, as Docker's commit does. Ids outside the range stay."""
+    (u_map,), (g_map,) = idmap["uidMappings"], idmap["gidMappings"]
+    uid0, gid0, ucount, gcount = u_map["hostID"], g_map["hostID"], u_map["size"], g_map["size"]
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for n in (*dirnames, *filenames, *(() if dirpath != os.fspath(tree) else ("",))):
+            p = os.path.join(dirpath, n) if n else dirpath
+            st = os.lstat(p)
+            u = st.st_uid - uid0 if uid0 <= st.st_uid < uid0 + ucount else st.st_uid
+            g = st.st_gid - gid0 if gid0 <= st.st_gid < gid0 + gcount else st.st_gid
+            if (u, g) != (st.st_uid, st.st_gid):
+                mode = stat.S_IMODE(st.st_mode)
+                os.chown(p, u, g, follow_symlinks=False)
+                if mode & 0o6000 and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(p, mode)         # chown clears setuid/setgid: the image keeps them
 
 
 __all__ = ["build", "commit", "parse_containerfile", "run_step", "BuildResult", "Step", "Instruction"]

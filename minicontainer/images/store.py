@@ -428,8 +428,9 @@ class ImageStore:
         path = self._cdir(cid)
         return ContainerLayer(path, path / "upper", path / "work")
 
-    def create_container_layer(self, cid: str) -> ContainerLayer:
-        """Make ``containers/<cid>/{upper,work}`` (fresh and empty)."""
+    def create_container_layer(self, cid: str, owner: tuple[int, int] | None = None) -> ContainerLayer:
+        """Make ``containers/<cid>/{upper,work}`` (fresh and empty); ``owner`` (uid, gid) owns the
+        upper dir — a remapped container's root on the host (runtime/userns.py)."""
         self._dirs()
         layer = self.layer_paths(cid)
         try:
@@ -438,6 +439,8 @@ class ImageStore:
             # the umask, as an image's root. Only root reaches it: containers/<cid> is 0700.
             layer.upperdir.mkdir(0o755)
             os.chmod(layer.upperdir, 0o755)
+            if owner is not None:
+                os.chown(layer.upperdir, *owner)
             layer.workdir.mkdir(0o700)
         except FileExistsError:
             raise ConflictError(f"container layer {layer.path} exists already",

@@ -1,7 +1,7 @@
 """The one place the OCI runtime reaches minicontainer.security (contract: SECURITY_API.md).
 
-``process.capabilities``, ``noNewPrivileges``, ``rlimits``, ``oomScoreAdj``, ``linux.seccomp``, the
-user's ids and ``linux.resources.devices`` are applied by that package: :func:`prepare` before the
+``process.capabilities``, ``noNewPrivileges``, ``rlimits``, ``oomScoreAdj``, ``apparmorProfile``,
+``linux.seccomp``, the user's ids and ``linux.resources.devices`` are applied by that package: :func:`prepare` before the
 fork (validation, the seccomp program compiled), :func:`apply` as the container process's last step
 before execve, :func:`apply_devices` on the container's cgroup.
 
@@ -18,16 +18,25 @@ import os
 AVAILABLE = importlib.util.find_spec("minicontainer.security") is not None
 
 
-def process_security(proc, seccomp: dict | None):
-    """spec.Process (+ linux.seccomp) → security.ProcessSecurity (or the fallback's)."""
+def process_security(proc, seccomp: dict | None, apparmor: str = ""):
+    """spec.Process (+ linux.seccomp) → security.ProcessSecurity (or the fallback's). ``apparmor``:
+    the container's profile, for an ``exec`` whose process names none (runc's rule)."""
     kwargs = dict(uid=proc.user.uid, gid=proc.user.gid, additional_gids=tuple(proc.user.additional_gids),
                   umask=proc.user.umask, capabilities=proc.capabilities,
                   no_new_privileges=proc.no_new_privileges, seccomp=seccomp,
                   rlimits=tuple(proc.rlimits), oom_score_adj=proc.oom_score_adj)
     if AVAILABLE:
         from ..security import ProcessSecurity
-        return ProcessSecurity(**kwargs)
+        return ProcessSecurity(**kwargs, apparmor_profile=proc.apparmor_profile or apparmor)
     return _Fallback(kwargs)
+
+
+def apparmor_enabled() -> bool:
+    """For ``features``: does this kernel enforce AppArmor (and can we apply a profile)?"""
+    if not AVAILABLE:
+        return False
+    from ..security.apparmor import enabled
+    return enabled()
 
 
 class _Fallback:

@@ -163,7 +163,7 @@ def features() -> dict:
             "capabilities": None,
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": _security.AVAILABLE},
-            "apparmor": {"enabled": False}, "selinux": {"enabled": False},
+            "apparmor": {"enabled": _security.apparmor_enabled()}, "selinux": {"enabled": False},
         },
         "annotations": {"org.minicontainer.security": "security" if _security.AVAILABLE
                         else "fallback: ids and umask only"},

@@ -95,7 +95,7 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         "created": statemod.rfc3339(), "annotations": spec.annotations, "cgroup": cgpath,
         "cgroup_owned": False, "creator": [os.getpid(), me[0] if me else 0],
         "hooks": {k: [_hook(h) for h in v] for k, v in spec.hooks.items() if k in ("poststart", "poststop")},
-        "seccomp": spec.linux.seccomp})
+        "seccomp": spec.linux.seccomp, "apparmor": proc.apparmor_profile})
     pid = 0
     try:
         die_at("state")

@@ -7,7 +7,8 @@ once more (a PID namespace takes only children); that grandchild chdirs, gets a 
 applies the process's security settings and execs. With ``--detach`` the runtime and the middle
 child exit once it runs (the shim/conmon, subreapers, inherit it and wait for it); without, the
 middle child waits and the runtime exits with the program's status, as ``runc exec`` does.
-Seccomp: the container's profile (kept in the record at create) applies to exec'd processes too.
+Seccomp: the container's profile (kept in the record at create) applies to exec'd processes too;
+so does its AppArmor profile, unless the process names its own (``process.apparmorProfile``, runc's rule).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
     if s != "running":
         raise ContainerError(f"cannot exec in a {s} container" if s in ("stopped", "paused", "created")
                              else "container not running")
-    prepared = _security.prepare(_security.process_security(proc, st.data.get("seccomp")))
+    prepared = _security.prepare(_security.process_security(proc, st.data.get("seccomp"),
+                                                            st.data.get("apparmor") or ""))
     console = _console(console_socket) if proc.terminal else None
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctx = Context(pid=st.pid, process=proc, prepared=prepared, console=console, detach=detach,

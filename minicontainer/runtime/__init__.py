@@ -17,6 +17,7 @@ waiter.py           the monitor as a bare interpreter once the container runs (w
 teardown.py         the one teardown of a container's resources, and fault injection
 lifecycle.py        kill, stop, pause, unpause, rm, ps, inspect, stats, logs
 exec.py             ``exec``: a process joining a running container
+userns.py           ``--userns=remap``: the user namespace, its order, idmapped layers
 garbage.py          ``gc``: what crashed runs left
 ocispec.py          a record as an OCI runtime-spec config.json (the engine → OCI runtime seam)
 init.py             ``--init``: a PID 1 that reaps zombies (docker-init's role)

@@ -58,6 +58,7 @@ class ContainerConfig:
     security_opt: list[str] = factory(list)
     devices: list[str] = factory(list)
     cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
+    userns: str = "host"               # Docker's default; "remap": root inside is a subordinate uid
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -107,6 +108,7 @@ class ContainerConfig:
             check_workdir(self.workdir, "-w")
         if self.cgroupns not in ("private", "host"):
             raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
+        self.check_userns()
         self.limits()
         if self.cap_add or self.cap_drop or self.privileged or self.security_opt or self.devices:
             from .confine import fields      # Docker's defaults need no check; flags do
@@ -126,6 +128,22 @@ class ContainerConfig:
                 for p in published:
                     ports.check_address(p)
         return self
+
+    def check_userns(self) -> None:
+        """``--userns``: host (Docker's default) or remap (runtime/userns.py); what remap cannot do
+        is refused as Docker refuses it."""
+        if self.userns not in ("host", "remap"):
+            raise ConfigError(f"invalid --userns {self.userns!r}", hint="use host (the default) or remap")
+        if self.userns != "remap":
+            return
+        if self.privileged:
+            raise ConfigError("--privileged is incompatible with --userns=remap (Docker's rule: a "
+                              "privileged container is root on the host anyway)",
+                              hint="use --userns=host with --privileged")
+        if self.network == "host" or self.network.startswith("container:"):
+            raise ConfigError(f"--network {self.network} is not supported with --userns=remap (that "
+                              "network namespace is not owned by the container's user namespace)",
+                              hint="use --network bridge, none or a user network, or --userns=host")
 
     def limits(self):
         """The cgroup limits (None: none given), from the numbers parsed at construction."""

@@ -13,7 +13,9 @@ The mechanisms are :mod:`minicontainer.security`'s; this module only decides *wh
    terminal, as the last step before exec (standard_init.py; exec.py before it forks into the
    container's PID namespace): :func:`in_container` turns the user (``-u``, else the image's
    ``User``, resolved in the container's own /etc) into numbers, and ``security.apply`` does
-   rlimits, no_new_privs, seccomp, the bounding set, the ids and capset in runc's order.
+   rlimits, no_new_privs, seccomp, the bounding set, the ids, capset and the AppArmor profile (at
+   exec) in runc's order. (``create`` has loaded our AppArmor profile into the kernel if it was
+   missing: ``security.prepare``.)
 
 Rejected alternative: switching the user first and confining after — a non-root process can no
 longer drop its bounding set or load a filter without no_new_privs; ``apply`` owns the order.
@@ -61,7 +63,8 @@ def prepared(cfg) -> tuple:
     try:
         p = prepare(ProcessSecurity(capabilities=f["process"]["capabilities"],
                                     no_new_privileges=f["process"]["noNewPrivileges"],
-                                    seccomp=f["linux"].get("seccomp")))
+                                    seccomp=f["linux"].get("seccomp"),
+                                    apparmor_profile=f["process"]["apparmorProfile"]))
     except SecurityError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from None
     d = to_dict(p)
@@ -74,7 +77,7 @@ def prepared(cfg) -> tuple:
 
 def summary(cfg) -> dict:
     """What ``inspect`` shows: the effective settings (capability masks, seccomp profile key,
-    no_new_privs, device rules)."""
+    no_new_privs, device rules, the AppArmor profile)."""
     return prepared(cfg)[0]["summary"]
 
 
@@ -101,7 +104,7 @@ def load_for_container() -> None:
     import base64  # noqa: F401 - security.from_dict
     from .. import rootfs, syscalls  # noqa: F401
     from ..images import userdb  # noqa: F401
-    from ..security import capabilities, seccomp  # noqa: F401
+    from ..security import apparmor, capabilities, seccomp  # noqa: F401
 
 
 def in_container(sec: dict, user: str | None, env: dict):

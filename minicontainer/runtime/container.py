@@ -71,6 +71,10 @@ def create(cfg: ContainerConfig) -> dict:
         stop_signal = parse_signal(icfg["StopSignal"])
     from . import confine
     security = confine.summary(cfg)      # prepared now: a bad profile fails before anything exists
+    idmap = None
+    if cfg.userns == "remap":            # /etc/subuid's range, read once: the record keeps it
+        from .. import subids
+        idmap = subids.mapping()
     teardown.die_at("validated")
     spare = parked_for(img.id, cfg)     # made by `minicontainer serve` for such a run: take its id
     cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
@@ -83,7 +87,7 @@ def create(cfg: ContainerConfig) -> dict:
                    "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
                    "env": _env(icfg, cfg), "workdir": _workdir(cfg, icfg),
                    "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
-                   "stop_signal": stop_signal, "security": security,
+                   "stop_signal": stop_signal, "security": security, "idmap": idmap,
                    "created": time.time(), "pid": None, "owner": me(), "exit_code": None,
                    "cgroup": spare.cg.name if spare else cgroup_name(cid),
                    # the layer's place is known before it exists: one write of the record, not two;
@@ -96,7 +100,8 @@ def create(cfg: ContainerConfig) -> dict:
         if spare:
             spare.claim_layer()
         else:
-            store.create_container_layer(cid)
+            from .userns import host_ids
+            store.create_container_layer(cid, owner=host_ids(idmap) if idmap else None)
         store.mark_in_use(img.id, cid)
         teardown.die_at("layer")
         undo.pop_all()
@@ -142,7 +147,7 @@ def parked_for(image_id: str, cfg):
     its own (bridge or none), and started here (not by a ``run -d`` monitor)."""
     c = _parked
     if c is None or c.owner != os.getpid() or c.spec.get("image_id") != image_id \
-            or cfg.network not in ("bridge", "none"):
+            or cfg.network not in ("bridge", "none") or cfg.userns != "host":
         return None
     from .confine import is_default
     if not is_default(cfg):         # the spare has Docker's masks and device rules: only for those

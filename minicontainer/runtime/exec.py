@@ -4,7 +4,9 @@ from the first instruction), then every namespace of PID 1 (ipc, uts, net, pid, 
 ``--network host``), forks once more so that the new PID namespace applies, and execs with the
 container's environment, working directory and user (docker's rule; ``exec -u`` overrides it).
 Nothing of the caller's open files follows it in (standard_init.close_inherited). Errors come back as one line on an O_CLOEXEC pipe,
-with docker's 126/127 for a command that cannot be run or found.
+with docker's 126/127 for a command that cannot be run or found. A ``--userns=remap`` container's
+user namespace is joined last, after the mount and PID namespaces, which the host's user namespace
+owns (userns.py): then the process is the container's root, a subordinate uid on the host.
 """
 
 from __future__ import annotations
@@ -52,13 +54,28 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             sc.set_dumpable(False)
             confine.load_for_container()  # before setns: then the container's root is ours
             from ..security import apply
+            aa = security.get("apparmor_profile")
+            if aa and aa != "unconfined":
+                # AppArmor's exec transition now, through the host's /proc: this process does not
+                # enter the container's PID namespace (only its child below does), so the
+                # container's /proc has no /proc/self for it. The kernel keeps the transition across
+                # the fork until the child's execve; security.apply then writes nothing more.
+                from ..security.apparmor import change_onexec
+                change_onexec(aa)
             cg.add(os.getpid())
             names = ["ipc", "uts", "net", "pid", "mnt"]
             if rec["config"]["network"] == "host":
                 names.remove("net")
             if rec["config"].get("cgroupns", "private") != "host":
                 names.append("cgroup")        # after cg.add: the namespace's root is our group
+            userns_fd = -1
+            if rec.get("idmap"):          # now: after setns(mnt) /proc and the package are the container's
+                from . import userns
+                userns_fd = os.open(f"/proc/{rec['pid']}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
             enter(rec["pid"], names)
+            if userns_fd >= 0:
+                userns.enter(userns_fd)
+                os.close(userns_fd)
             envd = dict(e.split("=", 1) for e in rec["env"])
             envd.update(e.split("=", 1) for e in env)
             wd = workdir or rec["workdir"]
@@ -75,7 +92,9 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             # nothing in the container can ptrace it or open its /proc/PID/{exe,map_files} while it
             # is still the host's interpreter (CVE-2019-5736's pattern). The process that stays out
             # only waits: it needs nothing the filter denies.
-            apply(confine.in_container(security, user, envd))
+            confined = confine.in_container(security, user, envd)
+            confined.apparmor_profile = ""           # written above
+            apply(confined)
             if os.fork():
                 _, status = os.waitpid(-1, 0)
                 os._exit(exit_code(status))

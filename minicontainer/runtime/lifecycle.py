@@ -124,10 +124,19 @@ def list_containers(all: bool = False) -> list[dict]:
 
 
 def inspect(ref: str) -> dict:
-    """The record, with Docker's ``State`` (a broken record: its stand-in, to show what is wrong)."""
+    """The record, with Docker's ``State``, ``AppArmorProfile`` (the profile the container runs
+    under: ``minicontainer-default``, ``unconfined``, a name, or "" on a kernel without AppArmor),
+    ``HostConfig.SecurityOpt``/``Privileged`` (the flags as given) and ``HostConfig.UsernsMode`` (host,
+    or remap with the maps in ``HostConfig.IdMappings``); the effective capabilities, seccomp and
+    device rules are the record's ``security``. A broken record: its stand-in, to show what is wrong."""
     rec = live(ref, broken_ok=True)
     if rec["status"] != "broken":
         rec["State"] = docker_state(rec)
+        cfg = rec.get("config") or {}
+        rec["AppArmorProfile"] = (rec.get("security") or {}).get("apparmor", "")
+        rec["HostConfig"] = {"SecurityOpt": list(cfg.get("security_opt") or []) or None,
+                             "Privileged": bool(cfg.get("privileged")),
+                             "UsernsMode": cfg.get("userns", "host"), "IdMappings": rec.get("idmap")}
     return rec
 
 

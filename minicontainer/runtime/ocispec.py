@@ -67,6 +67,8 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
         mounts.append(_mount(vol.target, "bind", vol.source, "rbind", "rprivate",
                              "ro" if vol.readonly else "rw"))
     namespaces = [{"type": _NS[n]} for n in ("pid", "ipc", "uts", "mnt")]
+    if rec.get("idmap"):                           # --userns=remap: the record's maps (subids.py)
+        namespaces.insert(0, {"type": "user"})
     if cfg.cgroupns != "host":
         namespaces.append({"type": "cgroup"})      # Docker's default on v2: --cgroupns private
     if cfg.network.startswith("container:"):
@@ -107,10 +109,14 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
         "linux": {"namespaces": namespaces, "resources": resources,
                   "cgroupsPath": f"{cgroup_parent}/{rec['cgroup']}",
                   "maskedPaths": [] if unmasked else list(MASKED_PATHS),
-                  "readonlyPaths": [] if unmasked else list(READONLY_PATHS), **linux_sec},
+                  "readonlyPaths": [] if unmasked else list(READONLY_PATHS), **linux_sec,
+                  **({"uidMappings": rec["idmap"]["uidMappings"], "gidMappings": rec["idmap"]["gidMappings"]}
+                     if rec.get("idmap") else {})},
         "annotations": {"org.minicontainer.id": rec["id"], "org.minicontainer.name": rec["name"],
                         "org.minicontainer.image": cfg.image, "org.minicontainer.init": str(cfg.init).lower()},
     }
     if groups:
         spec_["process"]["user"]["additionalGids"] = list(groups)
+    if sec["process"]["apparmorProfile"]:          # "": the kernel has no AppArmor (Docker leaves it out)
+        spec_["process"]["apparmorProfile"] = sec["process"]["apparmorProfile"]
     return spec_

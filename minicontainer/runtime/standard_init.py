@@ -7,11 +7,15 @@ standard_init_linux.go); we fork instead, so this code is already loaded in the 
   the namespaces (uts, ipc, pid, net — or joins a peer's net), and forks again, because a new PID
   namespace only applies to the *next* child. C reports G's pid on the error pipe and then waits for
   G — or, for a detached container (``slim``), waits to be ended by the monitor once G is in its
-  cgroup, leaving G to the monitor (parked.py's hand-over, waiter.py says why);
+  cgroup, leaving G to the monitor (parked.py's hand-over, waiter.py says why). With
+  ``--userns=remap`` uts, ipc and net are a user namespace's instead, made by a helper that C joins
+  (userns.py); C stays host root;
 - **G** (:func:`container_init`), PID 1 of the container: unshares the mount namespace, mounts the
   overlay and the API file systems (``rootfs.prepare_root``) while the runtime is still joining the
   cgroup, then waits on its socket for the *release* — the record, the generated /etc files, its
   stdio as fds — and finishes: volumes, /etc, pivot_root, hostname, working directory, ids, exec.
+  A remapped G idmaps the image's layers before the overlay, does all of that as host root, and
+  joins the user namespace last, just before the working directory and the ids (userns.py).
 
 The mounts live only in G's mount namespace and vanish with it: nothing on the host to clean up.
 Any failure is one line, ``CODE message``, on an O_CLOEXEC error pipe: the runtime raises it, and a
@@ -31,17 +35,17 @@ from ..errors import MiniContainerError, exit_code, from_oserror
 from .config import ContainerConfig
 
 
-def close_inherited(keep: int = -1) -> None:
+def close_inherited(keep=-1) -> None:
     """Close every fd but stdio (and ``keep``, the error pipe: it closes itself on exec). Whatever the
     runtime's caller left open without O_CLOEXEC — a lock, a socket, a directory — would otherwise
     stay open in the container for its whole life (a leaked directory fd was runc's CVE-2024-21626;
     a leaked ``flock`` fd kept a lock held until the container ended). closerange is one
-    close_range(2) call here."""
-    if keep > 2:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 1 << 20)
-    else:
-        os.closerange(3, 1 << 20)
+    close_range(2) call here. ``keep``: one fd or several."""
+    lo = 3
+    for fd in sorted(k for k in ((keep,) if isinstance(keep, int) else keep) if k > 2):
+        os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 1 << 20)
 
 
 def enter_workdir(path, user, fail) -> None:
@@ -125,7 +129,13 @@ def child(spec: dict, sock, err_w) -> None:
 
     try:
         sc.set_pdeathsig(signal.SIGKILL)
-        sc.unshare(flags_for(spec["names"]))
+        names, userns_fd = spec["names"], -1
+        if spec.get("idmap"):            # --userns=remap: uts, ipc, net owned by its user namespace
+            from . import userns
+            owned = [n for n in names if n in userns.OWNED]
+            userns_fd = userns.make(spec["idmap"], owned)
+            names = [n for n in names if n not in owned]
+        sc.unshare(flags_for(names))
         if spec.get("join_net"):
             from ..namespaces import enter
             enter(spec["join_net"], ["net"])
@@ -135,6 +145,8 @@ def child(spec: dict, sock, err_w) -> None:
             raise from_oserror(exc, "fork the container's PID 1", None,
                                hint="is the host's or the cgroup's pids limit reached?") from exc
         if gpid:
+            if userns_fd >= 0:
+                os.close(userns_fd)
             os.write(err_w, f"{gpid}\n".encode())
             os.close(err_w)
             sock.close()
@@ -154,7 +166,7 @@ def child(spec: dict, sock, err_w) -> None:
             os._exit(exit_code(status))
         if not spec.get("slim"):          # (detached: once C has gone, _watch_monitor)
             sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or monitor) died: so does the container
-        container_init(spec, sock, fail)
+        container_init(spec, sock, fail, userns_fd)
     except MiniContainerError as exc:
         fail(getattr(exc, "exit_code", 125), str(exc))
     except OSError as exc:          # one not translated where it happened: still operation + errno
@@ -178,15 +190,16 @@ def _watch_monitor(monitor: int, fail) -> None:
         fail(125, f"start the container: its monitor (pid {monitor}) has ended")
 
 
-def container_init(spec: dict, sock, fail) -> None:
+def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     """G, PID 1 of the container: overlay and API file systems, then wait for the release; then
-    volumes, /etc, pivot_root, hostname, ids, exec."""
+    volumes, /etc, pivot_root, hostname, ids, exec. With ``userns_fd`` (--userns=remap) G does all
+    of that as host root and joins the user namespace last (userns.py says why)."""
     from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
     from ..rootfs import enter_root, mount_cgroupfs, prepare_root
     from .init import run_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
-    # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
+    # namespace that had the old one; C keeps the host's (it exec'd waiter.py, a host file, once).
     sc.unshare(sc.CLONE_NEWNS)
     merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
     try:
@@ -194,8 +207,14 @@ def container_init(spec: dict, sock, fail) -> None:
     except OSError as exc:
         raise from_oserror(exc, "create the overlay's mount point", merged) from exc
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+    owner = None
+    if userns_fd >= 0:
+        from . import userns
+        userns.idmap_layers(spec["lowerdirs"], userns_fd)
+        owner = userns.host_ids(spec["idmap"])
     mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
-    root = prepare_root(merged, masks=not spec.get("unmask"), sys_rw=bool(spec.get("privileged")))
+    root = prepare_root(merged, masks=not spec.get("unmask"), sys_rw=bool(spec.get("privileged")),
+                        owner=owner)
     from . import confine
     confine.load_for_container()       # security.apply, userdb: after pivot_root they are out of reach
 
@@ -215,7 +234,7 @@ def container_init(spec: dict, sock, fail) -> None:
             os.close(fd)
     # Before anything resolves a path the user gave: a descriptor the caller left open would make
     # `-w /proc/self/fd/7` a door to the host (runc's CVE-2024-21626)
-    close_inherited(fail.fd)
+    close_inherited((fail.fd, userns_fd))
     msg = json.loads(body)
     rec = msg["rec"]
     cfg = ContainerConfig.from_dict(rec["config"])
@@ -231,6 +250,9 @@ def container_init(spec: dict, sock, fail) -> None:
         # parent has moved G into the container's group before the release (parked.py).
         sc.unshare(sc.CLONE_NEWCGROUP)
         mount_cgroupfs("/", readonly=not spec.get("privileged"))      # after the pivot: "/" is ours
+    if userns_fd >= 0:
+        userns.enter(userns_fd)        # the last namespace: from here on, root only inside
+        os.close(userns_fd)
     close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
     enter_workdir(rec["workdir"], user, fail)
     env = dict(e.split("=", 1) for e in rec["env"])
@@ -246,15 +268,16 @@ def container_init(spec: dict, sock, fail) -> None:
 
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
-    # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs and
-    # the ids in security.apply's order: the last step before exec (with --init, before the init
-    # forks: PID 1 is confined as well, as Docker's tini is).
+    # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs, the
+    # ids and the AppArmor profile in security.apply's order: the last step before exec (with
+    # --init, before the init forks: PID 1 is confined as well, as Docker's tini is; it does not
+    # exec, so it takes the AppArmor profile at once and the command inherits it).
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
     if prepared is not None:
         from ..security import apply
-        apply(prepared)
+        apply(prepared, apparmor_now=bool(cfg.init))
     if cfg.init:
         # The error pipe must reach EOF when the command execs: our init keeps no copy of it.
         run_init(exec_command, close=(fail.fd,))

@@ -140,7 +140,7 @@ def _spec(rec: dict, cfg, peer) -> dict:
             "privileged": bool(cfg.privileged),
             "cid": rec["id"], "names": ["uts", "ipc", "pid"] + (["net"] if own_net else []),
             "join_net": peer["pid"] if peer else None, "lowerdirs": rec["lowerdirs"],
-            "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"]}
+            "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"], "idmap": rec.get("idmap")}
 
 
 def run(image: str, command=(), *, capture: bool = True, **opts) -> Result:

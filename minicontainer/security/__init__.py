@@ -1,13 +1,15 @@
 """Security: what root inside a container may not do. Introduced in notebook 07.
 
-Namespaces hide the host; they do not take root's power away. Four mechanisms do, each a field of
+Namespaces hide the host; they do not take root's power away. Five mechanisms do, each a field of
 the OCI runtime config and each with Docker's default:
 
 - capabilities (:mod:`.capabilities`): Docker's 14 of the kernel's 41 — ``process.capabilities``;
 - seccomp (:mod:`.seccomp`): an allowlist of system calls — ``linux.seccomp``;
 - no_new_privs: execve never grants privileges again (setuid bits, file capabilities) —
   ``process.noNewPrivileges``;
-- device rules (:mod:`.devices`): which device nodes may be opened — ``linux.resources.devices``.
+- device rules (:mod:`.devices`): which device nodes may be opened — ``linux.resources.devices``;
+- an AppArmor profile (:mod:`.apparmor`), where the kernel has AppArmor: paths and operations
+  refused whatever the capabilities — ``process.apparmorProfile``.
 
 Two steps, split where the start path needs them (the contract in SECURITY_API.md):
 
@@ -17,7 +19,8 @@ Two steps, split where the start path needs them (the contract in SECURITY_API.m
     apply(prepared); os.execve(...)                                  # the last step before exec
 
 ``prepare`` validates (one-line :class:`SecurityError`) and does all the slow work — names to
-numbers, the seccomp profile compiled to BPF (cached) — so ``apply`` is a handful of system calls.
+numbers, the seccomp profile compiled to BPF (cached), our AppArmor profile loaded into the kernel
+(once per boot) — so ``apply`` is a handful of system calls.
 
 Where a runtime calls what (runc's places):
 
@@ -52,6 +55,7 @@ class ProcessSecurity:
     seccomp: dict | None = None                          # OCI linux.seccomp; None: no filter
     rlimits: tuple[tuple[str, int, int], ...] = ()       # ("RLIMIT_NOFILE", soft, hard)
     oom_score_adj: int | None = None
+    apparmor_profile: str = ""                           # "": none (no AppArmor, or not asked for)
 
 
 @record
@@ -69,6 +73,7 @@ class Prepared:
     oom_score_adj: int | None = None
     set_ids: bool = True
     summary: dict = factory(dict)   # what `inspect` may show
+    apparmor_profile: str = ""      # checked (and our default loaded) by prepare
 
 
 def to_dict(p: Prepared) -> dict:
@@ -76,7 +81,8 @@ def to_dict(p: Prepared) -> dict:
     set-up as JSON — the engine's parked container gets it with the request, before pivot_root."""
     import base64
     d = {k: getattr(p, k) for k in ("uid", "gid", "groups", "umask", "caps", "no_new_privileges",
-                                     "seccomp_flags", "rlimits", "oom_score_adj", "set_ids", "summary")}
+                                     "seccomp_flags", "rlimits", "oom_score_adj", "set_ids", "summary",
+                                     "apparmor_profile")}
     d["seccomp_program"] = None if p.seccomp_program is None else base64.b64encode(p.seccomp_program).decode()
     return d
 
@@ -88,7 +94,7 @@ def from_dict(d: dict) -> Prepared:
     return Prepared(d["uid"], d["gid"], tuple(d["groups"]), d["umask"], d["caps"], d["no_new_privileges"],
                     None if prog is None else base64.b64decode(prog), tuple(d["seccomp_flags"]),
                     tuple(tuple(r) for r in d["rlimits"]), d["oom_score_adj"], d["set_ids"],
-                    summary=d.get("summary") or {})
+                    summary=d.get("summary") or {}, apparmor_profile=d.get("apparmor_profile") or "")
 
 
 def default_seccomp(capabilities: dict | None = None, arch: str | None = None) -> dict:
@@ -151,15 +157,20 @@ def prepare(sec: ProcessSecurity) -> Prepared:
     if sec.seccomp is not None:
         program = sc.compile(sec.seccomp)
         flags = tuple(sec.seccomp.get("flags") or ())
+    profile = ""
+    if sec.apparmor_profile:
+        from . import apparmor
+        profile = apparmor.ensure(sec.apparmor_profile)
     summary = {"uid": uid, "gid": gid, "no_new_privileges": bool(sec.no_new_privileges),
                "seccomp": "unconfined" if program is None else sc.key(sec.seccomp),
                "CapBnd": "all" if caps is None else f"{caps['bounding']:016x}",
-               "CapEff": "all" if caps is None else f"{caps['effective']:016x}"}
+               "CapEff": "all" if caps is None else f"{caps['effective']:016x}",
+               "apparmor": profile}
     return Prepared(uid, gid, groups, sec.umask, caps, bool(sec.no_new_privileges), program, flags,
-                    _rlimits(sec.rlimits), sec.oom_score_adj, summary=summary)
+                    _rlimits(sec.rlimits), sec.oom_score_adj, summary=summary, apparmor_profile=profile)
 
 
-def apply(p: Prepared) -> None:
+def apply(p: Prepared, *, apparmor_now: bool = False) -> None:
     """In the container's process, the last step before execve (after pivot_root, mounts, hostname,
     cwd). runc's order, and why:
 
@@ -172,7 +183,15 @@ def apply(p: Prepared) -> None:
     4. the bounding set (PR_CAPBSET_DROP needs CAP_SETPCAP, still effective);
     5. setgroups/setresgid/setresuid, with PR_SET_KEEPCAPS so a non-root uid keeps its permitted set;
     6. capset (effective, permitted, inheritable), then the ambient set; then the umask;
-    7. with no_new_privs: the seccomp filter last, so it does not have to allow our own set-up calls.
+    7. the AppArmor profile: ``exec NAME`` to /proc/thread-self/attr/apparmor/exec — it takes effect
+       at execve, so no line of ours runs confined, whatever comes between (runc's exec path puts it
+       here too, after the ids; its start path earlier: the place does not change what the program
+       runs under). The file is 0666 (a non-root user may write its own) and Docker's seccomp
+       allows the open and write. ``apparmor_now``: a process that will not exec (our --init's
+       PID 1) changes at once instead, and its children inherit the profile. ``unconfined`` writes
+       nothing: the process keeps the runtime's own label — unconfined, unless the runtime is
+       confined itself, and then it cannot hand out more than it has;
+    8. with no_new_privs: the seccomp filter last, so it does not have to allow our own set-up calls.
     """
     import os
     from . import capabilities as caps_mod
@@ -218,5 +237,8 @@ def apply(p: Prepared) -> None:
                           c["ambient"] & have)
     if p.umask is not None:
         os.umask(p.umask)
+    if p.apparmor_profile and p.apparmor_profile != "unconfined":
+        from . import apparmor        # imported by prepare: after pivot_root no import finds the package
+        (apparmor.change_now if apparmor_now else apparmor.change_onexec)(p.apparmor_profile)
     if p.no_new_privileges and p.seccomp_program is not None:
         sc.load(p.seccomp_program, p.seccomp_flags)

@@ -156,23 +156,51 @@ def program(rules) -> bytes:
 
 
 def load_program(rules) -> int:
-    """bpf(BPF_PROG_LOAD) the program; returns its fd (close it once attached)."""
+    """bpf(BPF_PROG_LOAD) the program; returns its fd (close it once attached).
+
+    Loaded without a verifier log first: with a log the kernel fails the load with ENOSPC as soon as
+    the log outgrows its buffer, even for a program it accepts (containerd's default device list,
+    ~80 instructions, did so with 4 KiB). Only a refused program is loaded again, with a large log,
+    to name the verifier's reason — the way runc's ebpf library does it."""
+    insns = program(rules)
+    try:
+        return _prog_load(insns, 0)
+    except Exception as exc:
+        err = getattr(exc, "errno", None)
+    try:
+        return _prog_load(insns, 1 << 20)   # the same refusal again, now with the verifier's words
+    except _LoadRefused as again:
+        reason = again.log
+    except Exception:                       # noqa: BLE001 — the first error is the one to report
+        reason = ""
+    raise SecurityError("bpf(BPF_PROG_LOAD) device program", err=err,
+                        hint=reason or "needs CAP_SYS_ADMIN/CAP_BPF") from None
+
+
+class _LoadRefused(Exception):
+    def __init__(self, log: str):
+        super().__init__(log)
+        self.log = log
+
+
+def _prog_load(insns: bytes, log_size: int) -> int:
     import ctypes
     from .. import syscalls
-    insns = program(rules)
     ibuf = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(b"MIT")
-    log = ctypes.create_string_buffer(4096)
+    log = ctypes.create_string_buffer(log_size or 1)
     attr = bytearray(128)
     struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
-                     ctypes.addressof(ibuf), ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+                     ctypes.addressof(ibuf), ctypes.addressof(lic), 1 if log_size else 0, log_size,
+                     ctypes.addressof(log) if log_size else 0)
     attr[48:48 + 11] = b"mc_devices\0"         # prog_name, shown by bpftool
     try:
         return syscalls.bpf(BPF_PROG_LOAD, attr, "BPF_PROG_TYPE_CGROUP_DEVICE")
-    except Exception as exc:
-        msg = log.value.decode(errors="replace").strip().splitlines()
-        raise SecurityError("bpf(BPF_PROG_LOAD) device program", err=getattr(exc, "errno", None),
-                            hint=(msg[-1] if msg else "needs CAP_SYS_ADMIN/CAP_BPF")) from None
+    except Exception:
+        if not log_size:
+            raise
+        lines = log.value.decode(errors="replace").strip().splitlines()
+        raise _LoadRefused(lines[-1] if lines else "") from None
 
 
 def attach(dirfd: int, prog_fd: int, where: str = "") -> None:

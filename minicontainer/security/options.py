@@ -3,17 +3,20 @@
 One pure function, so the engine's CLI only parses and the OCI runtime only reads config.json:
 
     from_docker_flags(cap_add=["NET_ADMIN"], security_opt=["no-new-privileges"], devices=["/dev/fuse"])
-    → {"process": {"capabilities": {...}, "noNewPrivileges": True},
+    → {"process": {"capabilities": {...}, "noNewPrivileges": True,
+                   "apparmorProfile": "minicontainer-default" | "unconfined" | NAME | ""},
        "linux": {"seccomp": {...}, "devices": [...], "resources": {"devices": [...]},
                  "maskedPaths": None | [], "readonlyPaths": None | []},
        "privileged": False}
 
 ``"maskedPaths": None`` means "the runtime's defaults"; ``[]`` means none (``--privileged`` or
-``--security-opt systempaths=unconfined``).
+``--security-opt systempaths=unconfined``). ``"apparmorProfile": ""``: no profile, the kernel has no
+AppArmor (the only input besides the flags: ``apparmor.enabled()``, read once per process).
 """
 
 from __future__ import annotations
 
+from . import apparmor
 from . import capabilities as caps_mod
 from . import devices as dev_mod
 from . import seccomp as sc
@@ -36,13 +39,14 @@ def _split(opt: str) -> tuple[str, str | None]:
 def from_docker_flags(*, cap_add=(), cap_drop=(), privileged: bool = False, security_opt=(),
                       devices=(), uid: int = 0) -> dict:
     """``--cap-add``, ``--cap-drop``, ``--privileged``, ``--security-opt`` (``no-new-privileges[=bool]``,
-    ``seccomp=unconfined|builtin|FILE.json``, ``systempaths=unconfined``, ``apparmor=unconfined``,
+    ``seccomp=unconfined|builtin|FILE.json``, ``systempaths=unconfined``, ``apparmor=unconfined|PROFILE``,
     ``label=disable``) and ``--device HOST[:CTR][:rwm]`` → OCI-shaped fields (see the module doc).
     ``uid``: the container's user (a non-root user gets an empty effective set). SecurityError, one
     line, on anything unknown."""
     caps = caps_mod.from_flags(cap_add, cap_drop, privileged=privileged, uid=uid)
     nnp = False
     seccomp_opt: str | None = None
+    apparmor_opt: str | None = None
     unmask = privileged
     for opt in security_opt or ():
         if not isinstance(opt, str):
@@ -58,11 +62,16 @@ def from_docker_flags(*, cap_add=(), cap_drop=(), privileged: bool = False, secu
             seccomp_opt = v
         elif k == "systempaths" and v == "unconfined":
             unmask = True
-        elif (k == "apparmor" and v == "unconfined") or (k == "label" and v == "disable"):
-            pass      # no AppArmor or SELinux confinement is applied yet: asking for none is fine
+        elif k == "apparmor":
+            if not v:
+                raise SecurityError(f"--security-opt {opt}: no profile", hint="apparmor=unconfined or apparmor=PROFILE")
+            apparmor_opt = v
+        elif k == "label" and v == "disable":
+            pass      # no SELinux confinement is applied: asking for none is fine
         else:
             raise SecurityError(f"--security-opt {opt}: not supported",
-                                hint="no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined")
+                                hint="no-new-privileges, seccomp=unconfined|FILE.json, systempaths=unconfined, "
+                                     "apparmor=unconfined|PROFILE")
     if privileged:
         seccomp = None          # Docker: --privileged wins over any seccomp profile
     else:
@@ -77,4 +86,6 @@ def from_docker_flags(*, cap_add=(), cap_drop=(), privileged: bool = False, secu
              "maskedPaths": [] if unmask else None, "readonlyPaths": [] if unmask else None}
     if seccomp is not None:
         linux["seccomp"] = seccomp
-    return {"process": {"capabilities": caps, "noNewPrivileges": nnp}, "linux": linux, "privileged": bool(privileged)}
+    return {"process": {"capabilities": caps, "noNewPrivileges": nnp,
+                        "apparmorProfile": apparmor.choose(apparmor_opt, privileged)},
+            "linux": linux, "privileged": bool(privileged)}

@@ -240,7 +240,7 @@ def test_kill_takes_the_children_too(v2root):
             for pid in pids:          # gone, or a zombie waiting for init to reap it
                 try:
                     state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-                except FileNotFoundError:
+                except (FileNotFoundError, ProcessLookupError):   # reaped before, or between open and read
                     continue
                 assert state in ("Z", "X"), (pid, state)
 

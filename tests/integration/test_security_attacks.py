@@ -10,6 +10,7 @@ attacker sees; the comment names the layer that stops it.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from minicontainer.security.apparmor import enabled as apparmor_enabled
 from tests.integration.test_runtime_cli import _nothing_left, mc
 
 HERE = Path(__file__).resolve().parent
@@ -82,9 +84,11 @@ PRIVILEGED_OK = ["mount_tmpfs", "mount_proc", "mount_cgroup2", "mount_bind_host_
 # the PID namespace holds even then
 PRIVILEGED_STILL = {"ptrace_host": "ESRCH", "kill_host": "ESRCH"}
 
-# one capability added: exactly what it is for, and not the layers it does not touch
+# one capability added: exactly what it is for, and not the layers it does not touch — where the
+# kernel has AppArmor, the default profile's `deny mount` still refuses the mount (Docker's too)
+APPARMOR = apparmor_enabled()
 CAP_ADD = {
-    "SYS_ADMIN": ({"mount_tmpfs": "OK", "sethostname": "OK", "unshare_mnt": "OK"},
+    "SYS_ADMIN": ({"mount_tmpfs": "EACCES" if APPARMOR else "OK", "sethostname": "OK", "unshare_mnt": "OK"},
                   {"mknod_kmsg_read": "EPERM", "open_core_pattern_w": "EROFS", "init_module": "EPERM"}),
     "DAC_READ_SEARCH": ({"shocker": "OK"}, {"mount_tmpfs": "EPERM"}),
 }
@@ -170,6 +174,60 @@ def test_cgroup_namespace_is_private_by_default_and_shared_on_request(env):
         assert p.returncode == 0 and {line.split(":", 2)[2] for line in p.stdout.splitlines()} == {"/"}, p
     finally:
         mc(env, "rm", "-f", "mc-cgns")
+    _nothing_left(env)
+
+
+def _cgroup_mounts(mountinfo: str) -> dict[str, tuple[str, set]]:
+    """mount point -> (root, per-mount options) of every cgroup and cgroup2 mount in ``mountinfo``."""
+    out = {}
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            out[f[4]] = (f[3], set(f[5].split(",")))
+    return out
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+def test_cgroupfs_inside_is_the_containers_own_group_in_every_hierarchy(env, privileged):
+    """/sys/fs/cgroup inside: one mount per line of the container's /proc/PID/cgroup (``cpu``,
+    ``name=systemd`` as ``systemd``, a hybrid host's ``0::`` as ``unified``), each rooted at the
+    container's own group — the host's view of /proc/PID/mountinfo names the group's path, the
+    container's (exec joins its cgroup namespace) shows "/" — and ro,nosuid,nodev,noexec: writing
+    is refused in every one. --privileged: the same mounts, read-write (a write to the pids
+    hierarchy's cgroup.procs of the container's own group succeeds)."""
+    name = "mc-cgfs-priv" if privileged else "mc-cgfs"
+    flags = ["--privileged"] if privileged else []
+    mc(env, "run", "-d", "--name", name, "--network", "none", *flags, "busybox", "sleep", "30", check=0)
+    try:
+        pid = json.loads(mc(env, "inspect", name, check=0).stdout)["State"]["Pid"]
+        lines = [ln.split(":", 2) for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+        want = {}                                   # mount point inside -> the group's path (host view)
+        for hid, ctrls, path in lines:
+            if hid == "0":
+                want["/sys/fs/cgroup/unified" if len(lines) > 1 else "/sys/fs/cgroup"] = path
+            else:
+                want["/sys/fs/cgroup/" + ctrls.removeprefix("name=")] = path
+        assert any("minicontainer" in p for p in want.values()), want
+        outside = _cgroup_mounts(Path(f"/proc/{pid}/mountinfo").read_text())
+        assert {m: root for m, (root, _) in outside.items()} == want, (outside, want)
+        for m, (_, opts) in outside.items():
+            assert {"nosuid", "nodev", "noexec"} <= opts, (m, opts)
+            assert ("rw" if privileged else "ro") in opts, (m, opts)
+        p = mc(env, "exec", name, "cat", "/proc/self/mountinfo", check=0)
+        inside = _cgroup_mounts(p.stdout)
+        assert {m: root for m, (root, _) in inside.items()} == dict.fromkeys(want, "/"), inside
+        script = "".join(f"echo 0 > {m}/cgroup.procs; " for m in sorted(want))
+        if privileged:
+            pids = next(m for m in want if m.endswith("/pids") or m.endswith("/cgroup"))
+            script = f"echo $$ > {pids}/cgroup.procs && echo moved"
+        p = mc(env, "exec", name, "sh", "-c", script)
+        if privileged:
+            assert p.stdout.split() == ["moved"], (p.stdout, p.stderr)
+        else:
+            assert p.stderr.count("Read-only file system") == len(want), p.stderr
+    finally:
+        mc(env, "rm", "-f", name)
     _nothing_left(env)
 
 

@@ -16,7 +16,8 @@ def _rec(tmp_path, **flags):
             "env": ["PATH=/bin", "A=1"], "workdir": "/srv", "cgroup": f"mc-{cid[:16]}"}
 
 
-def test_flags_become_the_specs_fields(tmp_path):
+def test_flags_become_the_specs_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr("minicontainer.security.apparmor._enabled", False)    # no AppArmor: no field
     vol = tmp_path / "data"
     vol.mkdir()
     rec = _rec(tmp_path, name="web", hostname="h1", user="1000:1001", memory="64m", cpus="0.5",
@@ -41,6 +42,20 @@ def test_flags_become_the_specs_fields(tmp_path):
     assert bind == {"destination": "/data", "type": "bind", "source": str(vol.resolve()),
                     "options": ["rbind", "rprivate", "ro"]}
     assert {m["destination"] for m in s["mounts"]} >= {"/proc", "/dev", "/dev/pts", "/sys"}
+
+
+@pytest.mark.parametrize("enabled, flags, want", [
+    (True, {}, "minicontainer-default"),
+    (True, {"privileged": True}, "unconfined"),
+    (True, {"security_opt": ["apparmor=unconfined"]}, "unconfined"),
+    (True, {"security_opt": ["apparmor=my-prof"]}, "my-prof"),
+    (False, {}, None),                          # Docker leaves it out on a kernel without AppArmor
+    (False, {"security_opt": ["apparmor=unconfined"]}, None),
+])
+def test_apparmor_profile(tmp_path, monkeypatch, enabled, flags, want):
+    monkeypatch.setattr("minicontainer.security.apparmor._enabled", enabled)
+    s = spec(_rec(tmp_path, network="none", **flags), "/r")
+    assert s["process"].get("apparmorProfile") == want
 
 
 def test_network_modes_are_namespaces(tmp_path):
@@ -109,3 +124,14 @@ def test_dockers_security_defaults_and_flags_are_the_specs_fields(tmp_path):
 def test_bad_security_flags_are_config_errors(flags, words):
     with pytest.raises(ConfigError, match=words):
         ContainerConfig("busybox", ["true"], **flags).validate()
+
+
+def test_a_remapped_record_has_a_user_namespace_and_its_maps(tmp_path):
+    rec = _rec(tmp_path, network="none", userns="remap")
+    idmap = {"uidMappings": [{"containerID": 0, "hostID": 165536, "size": 65536}],
+             "gidMappings": [{"containerID": 0, "hostID": 165536, "size": 65536}]}
+    lin = spec(dict(rec, idmap=idmap), "/r", cgroup_parent="minicontainer")["linux"]
+    assert lin["namespaces"][0] == {"type": "user"}
+    assert (lin["uidMappings"], lin["gidMappings"]) == (idmap["uidMappings"], idmap["gidMappings"])
+    plain = spec(_rec(tmp_path, network="none"), "/r", cgroup_parent="minicontainer")["linux"]
+    assert "uidMappings" not in plain and {"type": "user"} not in plain["namespaces"]

@@ -1,0 +1,180 @@
+"""``run --userns=remap``: the container's root is an unprivileged host uid (issue 16; notebook 07).
+
+The maps come from the ``minicontainer`` entries of /etc/subuid and /etc/subgid (subids.py), found at
+``create`` and kept in the record (``idmap``, OCI-shaped). Docker's default stays ``--userns=host``.
+
+**The order.** Everything that needs the host's root is done *before* the container's process
+enters its user namespace, by processes that are still host root:
+
+1. C (standard_init.child), host root in the container's cgroup, forks a short-lived helper that
+   unshares a user namespace; C writes the helper's ``uid_map``/``gid_map`` (as host root: any range,
+   ``setgroups`` left "allow"); the helper, root of the new namespace, then unshares uts, ipc and net
+   — so *those* namespaces are owned by the container's user namespace — and C joins them by
+   ``setns``, keeps an fd of the user namespace, and the helper ends (:func:`make`). C is still
+   host root: it unshares the PID namespace and forks G.
+2. The runtime plugs the veth into C's network namespace as before (host root may act in any).
+3. G, host root, makes its mount namespace, clones each image layer as an *idmapped* mount
+   (:func:`idmap_layers`), mounts the overlay, /proc, /sys, /dev, the volumes, the /etc files,
+   pivot_root, the cgroup namespace and its cgroupfs — every host path is resolved by host root,
+   so no state directory has to be opened up (Docker makes /var/lib/docker 0711 for the same
+   reason) — and only then joins the user namespace (:func:`enter`: ``setns``, then uid and gid 0
+   *inside*, i.e. the subordinate id on the host). Capabilities, seccomp, no_new_privs and the
+   user switch follow in ``security.apply``'s order, as without a user namespace: CapEff is
+   Docker's 14, but they count only in the container's user namespace.
+
+So net, uts and ipc belong to the container's user namespace (a web server binds port 80 —
+CAP_NET_BIND_SERVICE is checked against the network namespace's owner — and ``ping`` opens its raw
+socket); mnt, pid and cgroup belong to the host's. Root inside can therefore never mount or unmount
+anything (not even with ``--cap-add SYS_ADMIN``): a masked path stays masked. ``exec`` follows the
+same rule: it joins every other namespace as host root and the user namespace *last*
+(``setns(2)``: joining the mount namespace needs CAP_SYS_ADMIN in the namespace that owns it, the
+host's — gone once the process is in the container's user namespace). Rejected: runc's order
+(unshare user first, every other namespace owned by it, the rootfs mounted inside) — an overlay
+mounted from inside a user namespace cannot read the ``trusted.overlay.*`` xattrs of the image's
+opaque directories, and every host path (layers, the /etc files, volumes) would have to be
+reachable by the subordinate uid.
+
+**The image's files.** On disk a layer's files belong to uid 0; unmapped in the container's user
+namespace they would show as 65534 and root inside could not write them. Each lower layer is cloned
+with ``open_tree(OPEN_TREE_CLONE)``, given the container's maps with ``mount_setattr(
+MOUNT_ATTR_IDMAP)`` and attached over the layer's own path with ``move_mount`` — in G's mount
+namespace only, so it dies with the container. Through it on-disk uid N is host uid SUB+N, root inside
+sees its own files, and a copy-up into the (not idmapped) upper dir stores SUB+N on disk: files the
+container writes are owned by the subordinate range on the host. The upper dir itself is chowned to
+SUB at ``create`` (it is the container's "/"); the tmpfs mounts (/dev, /tmp, /dev/shm) get
+``uid=SUB,gid=SUB``. Nothing is copied and nothing is cached: the layers stay shared with every other
+container. Rejected: a chowned copy of the layers per range (what Docker's overlay2 driver does with
+``--userns-remap``: /var/lib/docker/SUB.SUB/) — a copy of every image the first time it runs remapped,
+twice the disk, a cache that ``rmi`` and ``gc`` must find; bench/userns.py measures both.
+Needs Linux 5.19 (overlayfs over idmapped layers) and a store on a file system with idmapped mounts
+(ext4, xfs, btrfs); otherwise a one-line error names the kernel's refusal.
+
+**Volumes.** A bind-mounted host directory is *not* idmapped: its files show their host owners
+through the container's maps, so a directory of host root's shows as 65534 (nobody) inside, and
+root inside may not write it (its capabilities do not cover files of unmapped owners). The fix is
+the host's: ``chown SUB:SUB`` the directory (SUB is ``inspect``'s ``HostConfig.IdMappings``), as
+with Docker's ``--userns-remap``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import NamespaceError, from_oserror
+
+#: the namespaces the container's user namespace owns (made by the helper, joined by C)
+OWNED = ("uts", "ipc", "net")
+
+
+def maps(idmap: dict) -> tuple[str, str]:
+    """The ``uid_map`` and ``gid_map`` texts of an OCI-shaped ``idmap`` (``inside outside count``)."""
+    def text(key):
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in idmap[key])
+    return text("uidMappings"), text("gidMappings")
+
+
+def _expect(fd: int, want: bytes) -> None:
+    got = os.read(fd, 512)
+    if got != want:
+        msg = got[1:].decode(errors="replace") if got.startswith(b"!") else "it ended without a word"
+        raise NamespaceError(f"create the container's user namespace: {msg}")
+
+
+def make(idmap: dict, names) -> int:
+    """In C (host root): a user namespace with ``idmap``'s maps, and the namespaces ``names`` (of
+    OWNED) owned by it, joined by this process, which stays host root. Returns an O_CLOEXEC fd of the
+    user namespace (it lives while the fd or a member does)."""
+    from .. import syscalls as sc
+    from ..namespaces import flags_for
+    uid_map, gid_map = maps(idmap)
+    flags = flags_for(names)
+    up_r, up_w = os.pipe2(os.O_CLOEXEC)
+    down_r, down_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:                           # the helper: never returns
+        try:
+            os.close(up_r)
+            os.close(down_w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(up_w, b"u")
+            if os.read(down_r, 1) == b"m":
+                if flags:
+                    sc.unshare(flags)      # as root of the new user namespace: it owns them
+                os.write(up_w, b"n")
+                os.read(down_r, 1)         # EOF: C holds what it needs
+        except BaseException as exc:      # noqa: BLE001 - reported to C in one line
+            try:
+                os.write(up_w, b"!" + str(exc).encode()[:500])
+            except OSError:
+                pass
+        finally:
+            os._exit(0)
+    os.close(up_w)
+    os.close(down_r)
+    fds = []
+    try:
+        _expect(up_r, b"u")
+        for fname, data in (("uid_map", uid_map), ("gid_map", gid_map)):
+            path = f"/proc/{pid}/{fname}"
+            try:
+                with open(path, "w") as f:
+                    f.write(data)
+            except OSError as exc:
+                raise from_oserror(exc, "write", path, cls=NamespaceError,
+                                   hint="the minicontainer entries of /etc/subuid and /etc/subgid must "
+                                        "be valid ranges (START:COUNT, not 0)") from exc
+        os.write(down_w, b"m")
+        _expect(up_r, b"n")
+        for name in ("user", *names):
+            path = f"/proc/{pid}/ns/{name}"
+            try:
+                fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), name, path))
+            except OSError as exc:
+                raise from_oserror(exc, "open", path, cls=NamespaceError) from exc
+        for fd, name, path in fds[1:]:
+            sc.setns(fd, sc.NAMESPACE_FLAGS[name], path=path)
+        user = fds.pop(0)[0]
+        return user
+    except BaseException:
+        if fds and fds[0][1] == "user":
+            os.close(fds.pop(0)[0])
+        raise
+    finally:
+        for fd, _, _ in fds:
+            os.close(fd)
+        os.close(down_w)
+        os.close(up_r)
+        os.waitpid(pid, 0)
+
+
+def idmap_layers(lowerdirs, userns_fd: int) -> None:
+    """In G's mount namespace (host root, before the overlay is mounted): each lower layer is
+    covered by an idmapped clone of itself, so that its on-disk uid N shows as the container's N."""
+    from .. import syscalls as sc
+    for d in lowerdirs:
+        fd = sc.open_tree(d)
+        try:
+            sc.mount_setattr_idmap(fd, userns_fd, d)
+            sc.move_mount(fd, d)
+        finally:
+            os.close(fd)
+
+
+def enter(userns_fd: int) -> None:
+    """Join the container's user namespace (the last namespace: after it, this process is root only
+    there) and become its uid and gid 0 — the subordinate ids on the host. No supplementary groups:
+    host root's are not mapped (``security.apply`` sets the user's own later)."""
+    from .. import syscalls as sc
+    sc.setns(userns_fd, sc.CLONE_NEWUSER, path="the container's user namespace")
+    try:
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as exc:
+        raise from_oserror(exc, "become root of the container's user namespace", cls=NamespaceError,
+                           hint="uid and gid 0 must be mapped (/etc/subuid, /etc/subgid)") from exc
+
+
+def host_ids(idmap: dict) -> tuple[int, int]:
+    """The host uid and gid of the container's root."""
+    return idmap["uidMappings"][0]["hostID"], idmap["gidMappings"][0]["hostID"]
