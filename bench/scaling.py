@@ -3,8 +3,9 @@ each running container keep on the host, as the count grows? (issue 8; measured,
 
 Starts N detached `busybox sleep` containers one after another (`--network none`, private state and
 data roots), timing each `minicontainer run -d`; at checkpoints sums the proportional set size (Pss,
-/proc/<pid>/smaps_rollup) of every process minicontainer keeps per container: the supervisor, the
-runtime's intermediate process and the container's PID 1. Then removes them all and checks that
+/proc/<pid>/smaps_rollup) of every process minicontainer keeps per container: the monitor (the
+record's owner), the runtime's intermediate process where it still exists (``runtime_pid``; before
+2026-11-30 a detached container kept it) and the container's PID 1. Then removes them all and checks that
 `gc` finds nothing. Writes bench/scaling.png (start cost and memory per container vs count).
 
 Usage: .venv/bin/python bench/scaling.py [N=100]

@@ -13,7 +13,7 @@ standard_init.py    the code inside the new container up to exec (runc init's ro
 confine.py          notebook 07's defaults and flags: prepared at create, applied last before exec
 netattach.py        the engine's side of ``--network``: attach/detach under the lock, peers
 monitor.py          ``run -d``: the process that waits for a detached container (the shim's role)
-waiter.py           the monitor and C as bare interpreters once the container runs
+waiter.py           the monitor as a bare interpreter once the container runs (why only one)
 teardown.py         the one teardown of a container's resources, and fault injection
 lifecycle.py        kill, stop, pause, unpause, rm, ps, inspect, stats, logs
 exec.py             ``exec``: a process joining a running container

@@ -4,9 +4,11 @@
 its exit status, remove its cgroup and network (and the record with ``--rm``). That is the monitor,
 a process of its own (setsid, double-forked: the command's shell does not wait for it) whose stdout
 and stderr — the container's — go to ``<state>/<id>/log`` (``minicontainer logs``). It starts the
-container exactly as a foreground ``run`` does (start_path.py), then, once the container runs, execs a
-bare interpreter to wait (waiter.py: ~2.6 MiB instead of a whole runtime's pages), and at the end
-calls the same teardown as everyone else (teardown.finish_detached). The command waits for one line
+container as a foreground ``run`` does (start_path.py) but ends the intermediate process C once PID 1
+is in its cgroup and becomes PID 1's parent itself (parked.py), then, once the container runs, execs
+a bare interpreter to wait (waiter.py: ~2.6 MiB instead of a whole runtime's pages, and one such
+process per container, not two), and at the end calls the same teardown as everyone else
+(teardown.finish_detached). The command waits for one line
 from the monitor: ``ok``, or the error that stopped the start (then nothing is left).
 """
 

@@ -63,6 +63,25 @@ class Parked:
         code, _, msg = err.partition(" ")
         return ExecError(msg, exit_code=int(code) if code.isdigit() else 125)
 
+    def hand_over(self) -> None:
+        """A detached container's C ends here, once G is in the cgroup: G becomes our child, so the
+        monitor (we are it) waits for PID 1 itself and one process of ours stays on the host, not
+        two (waiter.py). While C dies we are a child subreaper (PR_SET_CHILD_SUBREAPER): the kernel
+        gives C's orphan to its nearest subreaper ancestor instead of the host's init. C never
+        reaped G (standard_init.child), so G's pid is still ours even if G has ended meanwhile."""
+        from .. import syscalls as sc
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        try:
+            teardown.reap(self.pid)
+            self.pid = self.gpid                      # C's pid is free now: never signal it again
+        finally:
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0)   # only C's orphan: not whatever we start later
+        try:                 # C ended before we were its subreaper (a stray signal): G went to init
+            os.waitid(os.P_PID, self.gpid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            raise ExecError("start the container: its PID 1 was not handed over to the monitor (the "
+                            "intermediate process ended early); run it again", exit_code=125) from None
+
     def claim_layer(self) -> None:
         """``create`` takes the spare's writable layer (same id, same place) for its record."""
         self.owns_layer = False
@@ -116,9 +135,13 @@ class Parked:
 
 def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
     """Create the cgroup (``limits`` applied first), fork C (and through it G) into it, parked.
-    Each resource registers its release the moment it exists; any failure releases them all."""
+    Each resource registers its release the moment it exists; any failure releases them all.
+    ``spec["slim"]`` (a detached start, in the monitor): C is ended once G is in the cgroup, and the
+    returned Parked's ``pid`` is G's (:meth:`Parked.hand_over`)."""
     import _socket
     from ..cgroups import Cgroup
+    if spec.get("slim"):     # G checks its parent against this: our pid as the host's /proc shows it
+        spec = dict(spec, monitor=int(os.readlink("/proc/self")))
     with ExitStack() as undo:
         cg = Cgroup.create(cgroup_name or f"mc-{os.urandom(8).hex()}", limits,
                            controllers=None if cgroup_name else {"memory", "cpu", "pids"})
@@ -155,6 +178,8 @@ def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
         cg.add(pid)            # the slow write: meanwhile C unshares, forks G, and G mounts
         child._read_gpid()
         cg.add(child.gpid)     # G may have been forked just before C joined: make sure (fast now)
+        if spec.get("slim"):
+            child.hand_over()
     except BaseException as exc:
         # End C and G first (G waits for its release, C for G): only then does the error pipe
         # reach EOF. If G died preparing (a missing layer, a failed mount), its line is the cause.

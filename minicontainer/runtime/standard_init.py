@@ -6,7 +6,8 @@ standard_init_linux.go); we fork instead, so this code is already loaded in the 
 - **C** (:func:`child`), forked by parked.py, already inside the new container's cgroup: unshares
   the namespaces (uts, ipc, pid, net — or joins a peer's net), and forks again, because a new PID
   namespace only applies to the *next* child. C reports G's pid on the error pipe and then waits for
-  G (a detached container's C execs waiter.py to wait as a bare interpreter). With
+  G — or, for a detached container (``slim``), waits to be ended by the monitor once G is in its
+  cgroup, leaving G to the monitor (parked.py's hand-over, waiter.py says why). With
   ``--userns=remap`` uts, ipc and net are a user namespace's instead, made by a helper that C joins
   (userns.py); C stays host root;
 - **G** (:func:`container_init`), PID 1 of the container: unshares the mount namespace, mounts the
@@ -20,7 +21,8 @@ standard_init_linux.go); we fork instead, so this code is already loaded in the 
 The mounts live only in G's mount namespace and vanish with it: nothing on the host to clean up.
 Any failure is one line, ``CODE message``, on an O_CLOEXEC error pipe: the runtime raises it, and a
 failed exec gives docker's 127 (not found) or 126 (cannot execute). Both processes get the parent
-death signal: if the runtime (or monitor) dies, so does the container. Neither ever returns: the
+death signal: if the runtime (or monitor) dies, so does the container — a detached G only once C
+has gone and the monitor is its parent (:func:`_watch_monitor`). Neither ever returns: the
 caller's ``finally`` is ``os._exit``.
 """
 
@@ -149,9 +151,11 @@ def child(spec: dict, sock, err_w) -> None:
             os.write(err_w, f"{gpid}\n".encode())
             os.close(err_w)
             sock.close()
-            if spec.get("slim"):          # a detached container: wait as a bare interpreter
-                from . import waiter
-                waiter.become("child", gpid)
+            if spec.get("slim"):
+                # a detached container: the monitor ends us once G is in its cgroup and takes G
+                # over (parked.Parked.hand_over). Never reap G here: its pid must stay ours.
+                while True:
+                    signal.pause()
             signal.signal(signal.SIGTERM, lambda s, f: os.kill(gpid, s))
             signal.signal(signal.SIGINT, lambda s, f: os.kill(gpid, s))
             while True:
@@ -161,7 +165,8 @@ def child(spec: dict, sock, err_w) -> None:
                 except InterruptedError:
                     continue
             os._exit(exit_code(status))
-        sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or monitor) died: so does the container
+        if not spec.get("slim"):          # (detached: once C has gone, _watch_monitor)
+            sc.set_pdeathsig(signal.SIGKILL)  # the runtime (or monitor) died: so does the container
         container_init(spec, sock, fail, userns_fd)
     except MiniContainerError as exc:
         fail(getattr(exc, "exit_code", 125), str(exc))
@@ -170,6 +175,20 @@ def child(spec: dict, sock, err_w) -> None:
     except Exception as exc:        # noqa: BLE001 — a bug of ours: say so in one line, not silence
         fail(125, f"set up the container: {type(exc).__name__}: {exc} (a bug in minicontainer: "
                   "please report it with the command you ran)")
+
+
+def _watch_monitor(monitor: int, fail) -> None:
+    """A detached G: die with the monitor from now on. The parent-death signal fires whenever the
+    parent exits, so G could not set it while C — ended by the monitor before the release
+    (parked.py) — was its parent; now the monitor is. Set it, *then* check the parent (the usual
+    getppid check, through the host's /proc: in its own PID namespace G's getppid is 0): a monitor
+    that died in between has left G to another reaper, and no one would wait for this container."""
+    from .. import syscalls as sc
+    sc.set_pdeathsig(signal.SIGKILL)
+    with open("/proc/self/status") as f:        # still the host's /proc: before pivot_root
+        ppid = next((int(ln.split()[1]) for ln in f if ln.startswith("PPid:")), 0)
+    if ppid != monitor:
+        fail(125, f"start the container: its monitor (pid {monitor}) has ended")
 
 
 def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
@@ -181,7 +200,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     from ..rootfs import enter_root, mount_cgroupfs, prepare_root
     from . import init as docker_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
-    # namespace that had the old one, and C must keep the host's (waiter.py execs a host binary).
+    # namespace that had the old one; C keeps the host's (it exec'd waiter.py, a host file, once).
     sc.unshare(sc.CLONE_NEWNS)
     merged = os.path.join(os.path.dirname(spec["upperdir"]), "merged")
     try:
@@ -206,6 +225,8 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         raise from_oserror(exc, "receive the container's release from the runtime") from exc
     if not body:
         os._exit(0)                 # discarded: nobody needs this container after all
+    if spec.get("slim"):
+        _watch_monitor(spec["monitor"], fail)
     sock.close()
     for i, fd in enumerate(fds[:3]):
         os.dup2(fd, i)

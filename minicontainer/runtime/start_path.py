@@ -10,8 +10,8 @@
    namespace by pid; netattach.py), and the /etc files are generated (hostname, hosts, resolv.conf);
 3. G is *released*: the record, the /etc files and its stdio go to it over its socket, and it does
    the rest itself (standard_init.py) up to exec'ing the command; an error comes back as one line;
-4. the record says "running" (pid, start time); a detached start's process becomes the monitor
-   (monitor.py, waiter.py); a foreground one waits, maps the status (docker's 128+N for signal N),
+4. the record says "running" (pid, start time); a detached start's process is the monitor, and
+   PID 1's parent since C ended (monitor.py, waiter.py); a foreground one waits, maps the status (docker's 128+N for signal N),
    and tears down (teardown.py): cgroup, network, then the record — stopped, or removed with ``--rm``.
 
 Every resource registers its release on an ExitStack as it is acquired, so a failure at any step
@@ -114,13 +114,15 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
         child.release(rec, etc, stdio, security, confine.extra_nodes(cfg), init)
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:
-            state.update(rec["id"], status="running", pid=child.gpid, runtime_pid=pid,
+            # runtime_pid: C, where it still waits (a detached start's monitor ended it: parked.py)
+            state.update(rec["id"], status="running", pid=child.gpid,
+                         runtime_pid=pid if pid != child.gpid else None,
                          start_time=state.start_time_of(child.gpid), started=time.time(),
                          network=net.to_dict() if net else None)
             teardown.die_at("released")
             if on_started:
                 on_started(rec)
-            if detached:                      # the monitor: wait as a bare interpreter (waiter.py)
+            if detached:       # the monitor, PID 1's parent now: wait as a bare interpreter (waiter.py)
                 from . import waiter
                 waiter.become("supervise", pid, json.dumps({"id": rec["id"], "cgroup": cg.name,
                                                             "network": cfg.network, "path": sys.path}))

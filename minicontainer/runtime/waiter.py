@@ -1,30 +1,46 @@
-"""The processes that stay while a detached container runs (notebook 06; bench/scaling.py).
+"""The one process of ours that stays while a detached container runs (notebook 06; bench/scaling.py).
 
-A ``run -d`` container keeps two processes of ours on the host: the monitor (containerd-shim's role
-in Docker: it records the exit status, removes the cgroup and network, and the record with ``--rm``;
-monitor.py) and the intermediate process C (it made the namespaces; the container's PID 1 is its
-child). Both start as forks of the runtime — a
-Python that has imported the whole package, whose pages are charged to them once the runtime has
-exited. So once the container runs, both *exec* this file under a bare interpreter (``python -I -S``:
-no site, only os and _signal): exec keeps the pid (the record's owner stays alive for ``gc``), the
-children (C is still the monitor's child, PID 1 still C's) and the parent-death signal, and drops
-the rest. What remains is a bare interpreter's own ~2.6 MiB of private memory each (bench/README.md
-has the measured totals per container).
+A ``run -d`` container keeps the monitor on the host (containerd-shim's role in Docker: it records
+the exit status, removes the cgroup and network, and the record with ``--rm``; monitor.py). It
+starts as a fork of the runtime — a Python that has imported the whole package, whose pages are
+charged to it once the runtime has exited. So once the container runs, it *execs* this file under a
+bare interpreter (``python -I -S``: no site, only os and sys): exec keeps the pid (the record's
+owner stays alive for ``gc``), the children (PID 1) and the parent-death signal, and drops the rest.
+What remains is a bare interpreter's own ~2.6 MiB of private memory, and PID 1 (bench/README.md has
+the measured totals per container).
 
-    python -I -S waiter.py child PID1          # C: forward SIGTERM/SIGINT to PID 1, exit as it did
-    python -I -S waiter.py supervise C JSON    # the monitor: wait for C, then tear down
+    python -I -S waiter.py supervise PID1 JSON    # the monitor: wait for PID 1, then tear down
 
-Only when C has ended does the monitor import the runtime (after the container's life, when its
-cost no longer matters) to tear down exactly as a foreground run does (teardown.finish_detached). For C to exec a host binary its root must stay the host's:
-so G, not C, unshares the mount namespace (pivot_root moves the root of every process in the
-namespace; the first try, with C in it, died with "No module named 'signal'"). A foreground run does
-not do this: its runtime process waits anyway, and an exec'd interpreter would only add its start.
-Rejected alternative: a waiter written in C — the runtime stays one language, and the interpreter's
-own pages are file-backed, shared by every waiter.
+Only when PID 1 has ended does the monitor import the runtime (after the container's life, when its
+cost no longer matters) to tear down exactly as a foreground run does (teardown.finish_detached).
+
+One waiting process, not two. The runtime's intermediate process C (it unshares the namespaces
+and forks PID 1, G: a new PID namespace applies to the next child only) used to stay too, as a
+second bare interpreter, only to wait for G and pass on its status (bench/README.md, "Many
+containers", has the figures before and after). Now the monitor ends C as soon as G is in its cgroup, before
+the release (parked.Parked.hand_over), while it is a child subreaper (PR_SET_CHILD_SUBREAPER): the
+kernel gives G to the monitor, which then waits for PID 1 itself. G's parent-death signal moves
+with it: G sets it only once the monitor is its parent (standard_init._watch_monitor; set before,
+C's exit would have fired it). The monitor was chosen to stay, not C: C lives in the container's
+cgroup (charged to its memory and pids limits, frozen by ``pause``) and in its network namespace,
+where the teardown (veth, rules) cannot run. Side effect: the container's cgroup now holds only its
+own processes. Rejected alternatives:
+
+- a smaller waiter: this one imports nothing beyond what ``python -I -S -c pass`` loads (os, sys
+  and the interpreter's own frozen modules; ``signal`` alone would add enum's ~1 MiB of heap). Its
+  ~2.6 MiB private are the interpreter's floor (1.1 MiB of the binary's data pages, dirtied at start
+  by static objects' reference counts and relocations; ~1.3 MiB of heap and arenas): two of them
+  could not go under 4 MiB per container.
+  A waiter written in C: the runtime stays one language.
+- no C at all (the monitor unshares the PID namespace and forks G itself): then the monitor, or G,
+  must make the other namespaces, and the park (parked.py) is shared by foreground runs and the
+  server's spare, which keep C; ending C after the park changes nothing they see.
+- one waiter shared by several containers: a crash, an OOM kill or a bug in it would end (through
+  the parent-death signal) or orphan every container it holds, and leave all their exit statuses
+  unrecorded; one monitor per container keeps failures apart, as containerd-shim and conmon do.
 """
 
 import os
-import _signal as signal  # not `signal`: it imports enum (~1 MiB of heap for every waiter)
 import sys
 
 
@@ -37,18 +53,8 @@ def _wait(pid: int) -> int:
             continue
 
 
-def child(pid1: int) -> None:
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, lambda sig, _f: os.kill(pid1, sig))
+def supervise(pid1: int, job: str) -> None:
     status = _wait(pid1)
-    # PID 1 has ended: now the package may load (errors is small: os and errno)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from minicontainer.errors import exit_code
-    os._exit(exit_code(status))
-
-
-def supervise(cpid: int, job: str) -> None:
-    status = _wait(cpid)
     import json                          # now the container has ended: the runtime may load
     sys.path[:] = json.loads(job)["path"]  # the runtime's own (site-packages: pyroute2)
     from minicontainer.runtime.teardown import finish_detached
@@ -73,7 +79,5 @@ def become(role: str, *args) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "child":
-        child(int(sys.argv[2]))
-    elif sys.argv[1] == "supervise":
+    if sys.argv[1] == "supervise":
         supervise(int(sys.argv[2]), sys.argv[3])

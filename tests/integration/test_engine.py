@@ -74,10 +74,9 @@ def test_no_open_file_of_the_caller_reaches_the_container(roots):
         assert out.split() == ["0", "1", "2", "3"]
         rec = json.loads(mc(roots, "inspect", "mceng-fd", check=0).stdout)
         assert sorted(os.listdir(f"/proc/{rec['pid']}/fd")) == ["0", "1", "2"]
-        c = rec["runtime_pid"]                         # C; its parent is the monitor
-        monitor = int(open(f"/proc/{c}/stat").read().rsplit(")", 1)[1].split()[1])
-        for pid in (c, monitor):                       # both bare interpreters by now (waiter.py)
-            assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"], (pid, fd)
+        monitor = int(open(f"/proc/{rec['pid']}/stat").read().rsplit(")", 1)[1].split()[1])
+        assert monitor == rec["owner"][0]              # PID 1's parent (waiter.py: no C left)
+        assert sorted(os.listdir(f"/proc/{monitor}/fd")) == ["0", "1", "2"], (monitor, fd)
     finally:
         mc(roots, "rm", "-f", "mceng-fd")
     _nothing_left(roots)

@@ -121,6 +121,88 @@ def test_kill_with_signal(roots):
         assert "exited(7)" in mc(roots, "ps", "-a").stdout
 
 
+def _status(pid: int) -> dict:
+    return dict(ln.split(":\t", 1) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in ln)
+
+
+def _children(pid: int) -> list[int]:
+    return sorted(int(c) for t in os.listdir(f"/proc/{pid}/task")
+                  for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split())
+
+
+def _argvs() -> dict[int, list[str]]:
+    """Every host process's command line."""
+    out = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            out[int(d)] = Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+    return out
+
+
+def test_a_detached_container_keeps_one_process_of_ours_besides_pid_1(roots):
+    """What the host's `ps` shows of a `run -d` container once the command has returned: PID 1,
+    whose parent is the monitor (the record's owner, a bare waiter.py interpreter) with no
+    intermediate process between them; no other process of ours names the container; and the
+    container's cgroup holds PID 1 alone (waiter.py: one waiting process, not two)."""
+    from minicontainer.cgroups import Cgroup
+    with detached(roots, "mcrt-one", "sleep", "60"):
+        rec = json.loads(mc(roots, "inspect", "mcrt-one", check=0).stdout)
+        pid1, monitor = rec["pid"], rec["owner"][0]
+        assert int(_status(pid1)["PPid"]) == monitor
+        assert _children(monitor) == [pid1]
+        argv = Path(f"/proc/{monitor}/cmdline").read_bytes().split(b"\0")
+        assert argv[2:4] == [b"-S", str(ROOT / "minicontainer/runtime/waiter.py").encode()], argv
+        assert argv[4:6] == [b"supervise", str(pid1).encode()], argv
+        # a waiter of ours for this container: its argv names the container's id or its PID 1
+        ours = [p for p, a in _argvs().items() if any(w.endswith("waiter.py") for w in a)
+                and (str(pid1) in a or any(rec["id"] in w for w in a))]
+        assert ours == [monitor]
+        assert Cgroup.open(rec["cgroup"]).procs() == [pid1]
+        assert rec.get("runtime_pid") is None
+        mc(roots, "kill", "mcrt-one", check=0)          # the monitor still records how it ended
+        for _ in range(100):
+            if "exited(137)" in mc(roots, "ps", "-a").stdout:
+                break
+            time.sleep(0.05)
+        assert "exited(137)" in mc(roots, "ps", "-a").stdout
+        def gone():
+            try:
+                return _status(monitor)["State"][0] == "Z"
+            except OSError:
+                return True
+        for _ in range(100):                            # it ends right after writing the record
+            if gone():
+                break
+            time.sleep(0.02)
+        assert gone()
+
+
+@pytest.mark.parametrize("step", ["forked", "network", "released"])
+def test_detached_fault_injection_then_gc_leaves_nothing(roots, step):
+    """The monitor of a `run -d` SIGKILLed after it has ended C (forked, network: before PID 1's
+    release; released: PID 1 runs the command): PID 1 dies with it (the parent-death signal G sets
+    once the monitor is its parent) or ends with its release socket — the container's cgroup is
+    empty, and gc then leaves nothing."""
+    from tests import leakcheck
+    before = leakcheck.snapshot()["cgroups"]
+    p = mc(dict(roots, MINICONTAINER_TEST_DIE_AT=step), "run", "-d", "--network", "none", "busybox", "sleep", "60")
+    assert p.returncode == 125 and p.stderr.count("\n") == 1, p.stderr
+    groups = leakcheck.snapshot()["cgroups"] - before
+    procs = lambda: [ln for g in groups for f in ("cgroup.procs",) if os.path.exists(os.path.join(g, f))  # noqa: E731
+                     for ln in open(os.path.join(g, f)).read().split()]
+    for _ in range(100):
+        if not procs():
+            break
+        time.sleep(0.02)
+    assert procs() == [], f"the container outlived its monitor ({step})"
+    time.sleep(2.1)                         # gc takes a group no record names once it is 2 s old
+    assert mc(roots, "gc", check=0).returncode == 0
+    assert leakcheck.snapshot()["cgroups"] - before == set()
+    _nothing_left(roots)
+
+
 def test_two_runs_at_once_get_distinct_names_addresses_state(roots):
     # Detached, so both are certainly running at the same moment (on a slow VM a foreground
     # `sleep 1.5` could end before the other one starts, and then reusing the address is right).
