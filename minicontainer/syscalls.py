@@ -73,6 +73,7 @@ UMOUNT_NOFOLLOW = 8
 
 # --- prctl(2) options ----------------------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -326,6 +327,14 @@ def set_dumpable(on: bool) -> None:
 def set_pdeathsig(sig: int) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent thread dies."""
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def get_pdeathsig() -> int:
+    """The parent-death signal this process has now (0: none). The kernel clears it whenever the
+    process's credentials change (setresuid, setns into a user namespace)."""
+    sig = ctypes.c_int(0)
+    prctl(PR_GET_PDEATHSIG, ctypes.addressof(sig))
+    return sig.value
 
 
 def set_no_new_privs() -> None:

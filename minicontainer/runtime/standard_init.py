@@ -253,6 +253,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         # parent has moved G into the container's group before the release (parked.py).
         sc.unshare(sc.CLONE_NEWCGROUP)
         mount_cgroupfs("/", readonly=not spec.get("privileged"))      # after the pivot: "/" is ours
+    deathsig = sc.get_pdeathsig()      # the ids change below (the user namespace, -u): see there
     if userns_fd >= 0:
         userns.enter(userns_fd)        # the last namespace: from here on, root only inside
         os.close(userns_fd)
@@ -283,4 +284,10 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     if prepared is not None:
         from ..security import apply
         apply(prepared)
+    if deathsig and not sc.get_pdeathsig():
+        # The kernel cleared the parent-death signal when the credentials changed (-u, or the
+        # remapped user namespace's root): set it again, as runc does after its setuid, or a container
+        # would outlive a crashed runtime or monitor — and gc skips a container whose PID 1 lives.
+        # prctl is in Docker's seccomp allowlist, and needs no capability.
+        sc.set_pdeathsig(deathsig)
     exec_command()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -200,6 +201,38 @@ def test_detached_fault_injection_then_gc_leaves_nothing(roots, step):
     time.sleep(2.1)                         # gc takes a group no record names once it is 2 s old
     assert mc(roots, "gc", check=0).returncode == 0
     assert leakcheck.snapshot()["cgroups"] - before == set()
+    _nothing_left(roots)
+
+
+@pytest.mark.parametrize("user", ["1000", "0"])
+def test_a_detached_container_with_other_ids_dies_with_its_monitor(roots, user):
+    """`run -d -u 1000`: the kernel clears the parent-death signal when the ids change, so PID 1
+    had to set it again after its setresuid (as runc does) — without that it outlived a SIGKILLed
+    monitor, and gc, which skips a container whose PID 1 lives, left it running for good."""
+    p = mc(roots, "run", "-d", "-u", user, "--name", "mcrt-deathsig", "--network", "none",
+           "busybox", "sleep", "60", check=0)
+    assert p.returncode == 0, p.stderr
+    try:
+        rec = json.loads(mc(roots, "inspect", "mcrt-deathsig", check=0).stdout)
+        pid1, monitor = rec["pid"], rec["owner"][0]
+        assert _status(pid1)["Uid"].split()[0] == user
+        os.kill(monitor, signal.SIGKILL)
+        def gone():
+            try:
+                return _status(pid1)["State"][0] == "Z"
+            except OSError:
+                return True
+        for _ in range(100):
+            if gone():
+                break
+            time.sleep(0.05)
+        assert gone(), "PID 1 outlived its monitor"
+    finally:
+        mc(roots, "rm", "-f", "mcrt-deathsig")
+    # PID 1 was reparented to the host's init, which reaps when it will: until then its group
+    # cannot go, and gc takes a group no record names once it is 2 s old
+    time.sleep(2.1)
+    assert mc(roots, "gc", check=0).returncode == 0
     _nothing_left(roots)
 
 
