@@ -120,9 +120,14 @@ def run_in(pid: int, names: Iterable[str], func: Callable[..., Any], *args, time
     return run_in_child(func, *args, before=lambda: enter(pid, wanted), timeout=timeout)
 
 
-def write_id_maps(pid: int, uid_map: str, gid_map: str) -> None:
-    """Write setgroups=deny, uid_map and gid_map of ``pid`` (the parent does it while the child waits)."""
-    for fname, data in (("setgroups", "deny"), ("uid_map", uid_map), ("gid_map", gid_map)):
+def write_id_maps(pid: int, uid_map: str, gid_map: str, *, setgroups: str | None = "deny",
+                  hint: str | None = None) -> None:
+    """Write setgroups, uid_map and gid_map of ``pid`` (the parent does it while the child waits).
+
+    ``setgroups="deny"`` is what an unprivileged writer needs (and what notebook 01 shows); a runtime
+    writing as root leaves it out (``None``): the container may then call setgroups, as runc allows."""
+    files = (("setgroups", setgroups),) if setgroups is not None else ()
+    for fname, data in files + (("uid_map", uid_map), ("gid_map", gid_map)):
         path = f"/proc/{pid}/{fname}"
         try:
             with open(path, "w") as f:
@@ -130,9 +135,10 @@ def write_id_maps(pid: int, uid_map: str, gid_map: str) -> None:
         except FileNotFoundError:
             raise NotFoundError(f"write {path}: ENOENT", hint=f"no process with pid {pid}") from None
         except OSError as exc:
-            hint = ("the kernel refused the map: each line is 'inside outside count', ranges must not "
-                    "overlap, and a map can be written only once") if exc.errno in (errno.EINVAL, errno.EPERM) else None
-            raise from_oserror(exc, "write", path, cls=NamespaceError, hint=hint) from exc
+            why = hint or ("the kernel refused the map: each line is 'inside outside count', ranges must "
+                           "not overlap, and a map can be written only once")
+            raise from_oserror(exc, "write", path, cls=NamespaceError,
+                               hint=why if exc.errno in (errno.EINVAL, errno.EPERM) or hint else None) from exc
 
 
 def _check_map(what: str, text: str) -> str:

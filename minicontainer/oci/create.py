@@ -56,17 +56,10 @@ def _write_maps(pid: int, lin) -> None:
     if not um:
         return
     # setgroups stays "allow" (root writes the maps, so the kernel allows it, and the container may
-    # need setgroups): namespaces.write_id_maps writes "deny", which only unprivileged writers need
-    for fname, data in (("uid_map", um), ("gid_map", gm)):
-        path = f"/proc/{pid}/{fname}"
-        try:
-            with open(path, "w") as f:
-                f.write(data)
-        except OSError as exc:
-            from ..errors import NamespaceError, from_oserror
-            raise from_oserror(exc, "write", path, cls=NamespaceError,
-                               hint="linux.uidMappings/gidMappings: each 'inside outside count' must fit "
-                                    "and not overlap") from exc
+    # need setgroups): "deny" is for unprivileged writers only
+    from ..namespaces import write_id_maps
+    write_id_maps(pid, um, gm, setgroups=None,
+                  hint="linux.uidMappings/gidMappings: each 'inside outside count' must fit and not overlap")
 
 
 def _recv(sock, deadline: float):

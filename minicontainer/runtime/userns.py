@@ -114,15 +114,10 @@ def make(idmap: dict, names) -> int:
     fds = []
     try:
         _expect(up_r, b"u")
-        for fname, data in (("uid_map", uid_map), ("gid_map", gid_map)):
-            path = f"/proc/{pid}/{fname}"
-            try:
-                with open(path, "w") as f:
-                    f.write(data)
-            except OSError as exc:
-                raise from_oserror(exc, "write", path, cls=NamespaceError,
-                                   hint="the minicontainer entries of /etc/subuid and /etc/subgid must "
-                                        "be valid ranges (START:COUNT, not 0)") from exc
+        from ..namespaces import write_id_maps
+        write_id_maps(pid, uid_map, gid_map, setgroups=None,
+                      hint="the minicontainer entries of /etc/subuid and /etc/subgid must be valid "
+                           "ranges (START:COUNT, not 0)")
         os.write(down_w, b"m")
         _expect(up_r, b"n")
         for name in ("user", *names):
