@@ -86,7 +86,7 @@ def _run(a):
     if cfg.tty:
         from .runtime.tty import Terminal
         with Terminal() as term:         # not a terminal → a clear error before anything exists
-            return start(create(cfg), stdio=(term.slave,) * 3, on_started=lambda _rec: term.start_relay())
+            return start(create(cfg), pty=term.adopt, on_started=lambda _rec: term.start_relay())
     return start(create(cfg))
 
 
@@ -130,7 +130,7 @@ def _exec(a):
         from .runtime.tty import Terminal
         with Terminal() as term:
             return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user,
-                           stdio=(term.slave,) * 3, tty=True, on_started=term.start_relay)
+                           pty=term.adopt, tty=True, on_started=term.start_relay)
     return exec_in(a.container, a.command, env=a.env, workdir=a.workdir, user=a.user)
 
 

@@ -21,11 +21,13 @@ from .standard_init import close_inherited
 
 
 def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, stdio=(None, None, None),
-            tty: bool = False, on_started=None, user: str | None = None) -> int:
+            tty: bool = False, on_started=None, user: str | None = None, pty=None) -> int:
     """Join every namespace and the cgroup of a running container and run ``argv`` there.
 
     The runtime makes itself non-dumpable first (PR_SET_DUMPABLE 0): runc's CVE-2019-5736 let a
-    process in the container open /proc/<runtime>/exe and overwrite the runtime binary."""
+    process in the container open /proc/<runtime>/exe and overwrite the runtime binary. ``pty``
+    (``-t``): the terminal is opened inside the container (its /dev/ptmx, once the mount namespace is
+    joined) and ``pty(master)`` gets its master (tty.py says why)."""
     from .. import syscalls as sc
     from ..cgroups import Cgroup
     from ..namespaces import enter
@@ -47,10 +49,16 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     from . import confine
     security, _ = confine.prepared(ContainerConfig.from_dict(rec["config"]))
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if pty is not None:
+        import socket
+        pty_back, pty_send = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(err_r)
+            if pty is not None:
+                pty_back.close()
+                from .. import fdpass            # now: after setns the package is out of reach
             sc.set_dumpable(False)
             confine.load_for_container()  # before setns: then the container's root is ours
             from ..security import apply
@@ -92,6 +100,12 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
             # nothing in the container can ptrace it or open its /proc/PID/{exe,map_files} while it
             # is still the host's interpreter (CVE-2019-5736's pattern). The process that stays out
             # only waits: it needs nothing the filter denies.
+            if pty is not None:
+                master, slave = os.openpty()       # the container's /dev/ptmx: its mount namespace
+                fdpass.send(pty_send, b"pty", [master])
+                os.close(master)
+                pty_send.close()
+                stdio = (slave,) * 3
             confined = confine.in_container(security, user, envd)
             confined.apparmor_profile = ""           # written above
             apply(confined)
@@ -126,6 +140,15 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
         finally:
             os._exit(125)
     os.close(err_w)
+    if pty is not None:
+        from .. import fdpass
+        pty_send.close()
+        try:
+            _, fds = fdpass.recv(pty_back, 16, 1)    # none: the child failed first (its line says why)
+        finally:
+            pty_back.close()
+        if fds:
+            pty(fds[0])
     if on_started:
         on_started()
     _, status = os.waitpid(pid, 0)

@@ -91,18 +91,31 @@ class Parked:
             pass
 
     def release(self, rec: dict, etc: dict, stdio=(None, None, None), security: dict | None = None,
-                nodes=(), init: str | None = None) -> None:
-        """G's orders: the record, the /etc files (container path -> host file to bind), the prepared security settings (confine.py), the
-        ``--device`` nodes, ``--init``'s host binary (init.py), and its stdin/stdout/stderr
-        (``stdio``, else ours)."""
+                nodes=(), init: str | None = None, pty=None) -> None:
+        """G's orders: the record, the /etc files (container path -> host file to bind), the prepared
+        security settings (confine.py), the ``--device`` nodes, ``--init``'s host binary (init.py), and
+        its stdin/stdout/stderr (``stdio``, else ours). ``pty`` (``-t``): G opens a terminal in the
+        container's own devpts and sends its master back on the same socket; ``pty(master)`` gets it
+        (G's stdio until then: /dev/null, never the user's terminal)."""
         from .. import fdpass
-        msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes), "init": init}
+        msg = {"rec": rec, "etc": etc, "security": security, "nodes": list(nodes), "init": init,
+               "pty": pty is not None}
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) if pty is not None else -1
         try:
-            fdpass.send(self.sock, json.dumps(msg).encode(), fdpass.stdio(stdio))
+            fdpass.send(self.sock, json.dumps(msg).encode(), fdpass.stdio((null,) * 3 if pty else stdio))
+            if pty is not None:
+                _, fds = fdpass.recv(self.sock, 16, 1)     # b"" and none: G failed (its line says why)
+                if not fds:
+                    self.close()
+                    raise self.error() or ExecError("set up the container's terminal: G ended", exit_code=125)
+                pty(fds[0])
         except OSError as exc:
             self.close()                          # a live G sees EOF and ends: the pipe reaches EOF
             # G died while preparing: its line says why; else our send itself failed
             raise (self.error() or from_oserror(exc, "release the container to its command")) from None
+        finally:
+            if null >= 0:
+                os.close(null)
         self.close()
 
     def outcome(self) -> list[str]:

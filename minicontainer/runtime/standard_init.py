@@ -227,7 +227,9 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         os._exit(0)                 # discarded: nobody needs this container after all
     if spec.get("slim"):
         _watch_monitor(spec["monitor"], fail)
-    sock.close()
+    msg = json.loads(body)
+    if not msg.get("pty"):
+        sock.close()                # -t: kept, the terminal's master goes back on it (below)
     for i, fd in enumerate(fds[:3]):
         os.dup2(fd, i)
     for fd in fds:
@@ -235,8 +237,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
             os.close(fd)
     # Before anything resolves a path the user gave: a descriptor the caller left open would make
     # `-w /proc/self/fd/7` a door to the host (runc's CVE-2024-21626)
-    close_inherited((fail.fd, userns_fd))
-    msg = json.loads(body)
+    close_inherited((fail.fd, userns_fd) + ((sock.fileno(),) if msg.get("pty") else ()))
     rec = msg["rec"]
     cfg = ContainerConfig.from_dict(rec["config"])
     if cfg.tty:
@@ -257,6 +258,18 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     if userns_fd >= 0:
         userns.enter(userns_fd)        # the last namespace: from here on, root only inside
         os.close(userns_fd)
+    if msg.get("pty"):
+        # -t: the terminal from the container's own /dev/ptmx (its devpts instance, mounted by
+        # prepare_root; after the pivot and as the container's root, so the slave is /dev/pts/0
+        # inside and owned by that root); the master goes back to the runtime, which relays it
+        master, slave = os.openpty()
+        fdpass.send(sock, b"pty", [master])
+        os.close(master)
+        sock.close()
+        for i in range(3):
+            os.dup2(slave, i)
+        if slave > 2:
+            os.close(slave)
     close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
     enter_workdir(rec["workdir"], user, fail)
     env = dict(e.split("=", 1) for e in rec["env"])

@@ -41,18 +41,19 @@ class Result:
     stderr: str
 
 
-def start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bool = False) -> int:
-    """Start a created container and wait for it; returns docker's exit code. Cleans up cgroup and
-    network; the record ends "stopped" (removed with --rm), also when starting fails and on Ctrl-C
+def start(rec: dict, *, stdio=(None, None, None), on_started=None, detached: bool = False, pty=None) -> int:
+    """Start a created container and wait for it; returns docker's exit code. ``pty``: a callable
+    that takes the master of the terminal the container opens for itself (``-t``: tty.Terminal.adopt);
+    the container's stdio is then that terminal's slave. Cleans up cgroup and network; the record ends "stopped" (removed with --rm), also when starting fails and on Ctrl-C
     (KeyboardInterrupt: the container was killed on the way out, exit code 130)."""
     try:
-        return _start(rec, stdio=stdio, on_started=on_started, detached=detached)
+        return _start(rec, stdio=stdio, on_started=on_started, detached=detached, pty=pty)
     except BaseException as exc:
         teardown.finish(rec, 130 if isinstance(exc, KeyboardInterrupt) else 125, rec["config"].get("rm", False))
         raise
 
 
-def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
+def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
     from .parked import park
     cfg = ContainerConfig.from_dict(rec["config"])
     if rec["status"] != "created":
@@ -111,7 +112,7 @@ def _start(rec: dict, *, stdio, on_started, detached: bool) -> int:
         # refresh writes our file, never a path inside the container's root
         from .. import etcfiles
         etc = etcfiles.write(rec["id"], etc)
-        child.release(rec, etc, stdio, security, confine.extra_nodes(cfg), init)
+        child.release(rec, etc, stdio, security, confine.extra_nodes(cfg), init, pty=pty)
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:
             # runtime_pid: C, where it still waits (a detached start's monitor ended it: parked.py)

@@ -1,15 +1,20 @@
 """``run -it`` / ``exec -it``: a real terminal for the container (notebook 06).
 
-What docker (and runc's ``--console-socket``) do, in miniature: the runtime opens a pseudo-terminal
-pair; the container gets the *slave* side as stdin/stdout/stderr and makes it its controlling terminal
-(``setsid`` + ``TIOCSCTTY``, in :func:`make_controlling`), so job control, ^C and line editing work
-inside. The runtime keeps the *master* side and relays bytes between it and the user's terminal, which
-it puts in raw mode (every key goes straight through; the container's line discipline does the
-echoing) and restores afterwards — also when the container fails to start. Window size changes
-(SIGWINCH) are passed on with ``TIOCSWINSZ``.
+What docker (and runc's ``--console-socket``) do, in miniature: the pseudo-terminal pair is opened
+*inside* the container — its own ``/dev/ptmx``, the devpts instance mounted for it — and the master
+side comes back to the runtime over the container's socket (SCM_RIGHTS). The container keeps the
+*slave* side as stdin/stdout/stderr and makes it its controlling terminal (``setsid`` +
+``TIOCSCTTY``, in :func:`make_controlling`), so job control, ^C and line editing work inside, and
+``tty`` names ``/dev/pts/0`` as in Docker. The runtime relays bytes between the master and the
+user's terminal, which it puts in raw mode (every key goes straight through; the container's line
+discipline does the echoing) and restores afterwards — also when the container fails to start.
+Window size changes (SIGWINCH) are passed on with ``TIOCSWINSZ``.
 
-Rejected: handing the user's own terminal to the container. Its process group would then fight the
-runtime for the terminal, and a container could leave it in raw mode or inject input with ``TIOCSTI``.
+Rejected: a pair opened on the host's devpts (what this module did first): the container's fds then
+named a /dev/pts/N that its own /dev/pts does not have — ``tty`` said "not a tty", ``ttyname`` and
+the programs that use it failed. Rejected too: handing the user's own terminal to the container. Its
+process group would then fight the runtime for the terminal, and a container could leave it in raw
+mode or inject input with ``TIOCSTI``.
 """
 from __future__ import annotations
 
@@ -40,21 +45,20 @@ def _copy_winsize(src: int, dst: int) -> None:
 
 
 class Terminal:
-    """``with Terminal() as t:`` — ``t.slave`` goes to the container as fds 0-2; call
-    :meth:`start_relay` once the container runs (``close_slave`` first: the relay ends when the last
+    """``with Terminal() as t:`` — the container opens the pair and hands the master to
+    :meth:`adopt`; call :meth:`start_relay` once the container runs (the relay ends when the last
     slave fd closes, i.e. when the container's processes are gone)."""
 
     def __init__(self, stdin: int = 0, stdout: int = 1):
         if not os.isatty(stdin):
             raise ConfigError("the input device is not a TTY", hint="drop -t, or run from a terminal")
         self.stdin, self.stdout = stdin, stdout
-        self.master, self.slave = os.openpty()
+        self.master: int | None = None
         self._saved = None
         self._thread: threading.Thread | None = None
         self._old_winch = None
 
     def __enter__(self) -> "Terminal":
-        _copy_winsize(self.stdin, self.master)
         self._saved = termios.tcgetattr(self.stdin)
         raw = termios.tcgetattr(self.stdin)
         # cfmakeraw: no echo, no line buffering, no signals from keys, no output processing (the
@@ -67,17 +71,21 @@ class Terminal:
         raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
         termios.tcsetattr(self.stdin, termios.TCSAFLUSH, raw)
         if threading.current_thread() is threading.main_thread():
-            self._old_winch = signal.signal(signal.SIGWINCH,
-                                            lambda *_: _copy_winsize(self.stdin, self.master))
+            self._old_winch = signal.signal(signal.SIGWINCH, lambda *_: self._winch())
         return self
 
-    def close_slave(self) -> None:
-        if self.slave is not None:
-            os.close(self.slave)
-            self.slave = None
+    def _winch(self) -> None:
+        if self.master is not None:
+            _copy_winsize(self.stdin, self.master)
+
+    def adopt(self, master: int) -> None:
+        """The master side of the pair the container opened in its own devpts."""
+        self.master = master
+        _copy_winsize(self.stdin, master)
 
     def start_relay(self) -> None:
-        self.close_slave()
+        if self.master is None:
+            return
         self._thread = threading.Thread(target=self._relay, name="mc-tty", daemon=True)
         self._thread.start()
 
@@ -107,7 +115,6 @@ class Terminal:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.close_slave()
             if self._thread is not None:
                 self._thread.join(timeout=2)    # drain what the container wrote last
         finally:
@@ -115,4 +122,5 @@ class Terminal:
                 termios.tcsetattr(self.stdin, termios.TCSADRAIN, self._saved)
             if self._old_winch is not None:
                 signal.signal(signal.SIGWINCH, self._old_winch)
-            os.close(self.master)
+            if self.master is not None:
+                os.close(self.master)

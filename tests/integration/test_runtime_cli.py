@@ -404,10 +404,13 @@ def _in_terminal(env, args, keys: list[bytes], timeout=20.0, prompt=b"# "):
 
 def test_run_it_gives_an_interactive_shell(roots):
     code, shown = _in_terminal(roots, ["run", "--rm", "-it", "--network", "none", "busybox", "sh"],
-                               [b"[ -t 0 ] && [ -t 1 ] && echo tty-$((40+2))\n", b"exit 5\n"])
+                               [b"[ -t 0 ] && [ -t 1 ] && echo tty-$((40+2))\n", b"tty\n", b"exit 5\n"])
     assert code == 5
     assert "BusyBox" in shown and "/ # " in shown          # busybox's interactive banner and prompt
     assert "tty-42\r\n" in shown and "\r\r\n" not in shown  # typed, run in a terminal, raw relay
+    # the terminal is the container's own (its devpts), as in Docker: a pair opened on the host's
+    # devpts made `tty` say "not a tty" (its /dev/pts/N does not exist inside)
+    assert "\r\n/dev/pts/0\r\n" in shown, shown
     _nothing_left(roots)
 
 
@@ -420,9 +423,11 @@ def test_run_t_without_a_terminal_is_a_clear_error(roots):
 def test_exec_it_into_a_running_container(roots):
     with detached(roots, "mcrt-x", "sleep", "60"):
         code, shown = _in_terminal(roots, ["exec", "-it", "mcrt-x", "sh"],
-                                   [b"echo in-$(hostname)-$$; [ -t 0 ] && echo has-tty\n", b"exit 3\n"])
+                                   [b"echo in-$(hostname)-$$; [ -t 0 ] && echo has-tty\n", b"tty\n",
+                                    b"exit 3\n"])
         assert code == 3
         assert "has-tty\r\n" in shown and "in-" in shown
+        assert "\r\n/dev/pts/0\r\n" in shown, shown     # the container's own devpts (PID 1 has none)
 
 
 def test_start_of_a_created_container_keeps_its_id(roots):
