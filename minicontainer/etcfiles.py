@@ -19,7 +19,9 @@ a tty changes state).
 
 Modes: each file is 0644 — a non-root user in the container must read /etc/hosts — and unreachable to
 other host users because the state directory above it is closed; the bind mount, not the path, is
-how the container reaches it.
+how the container reaches it. A ``--userns=remap`` container's root is a subordinate id on the host:
+its files get the group of that root and 0664, so root inside may edit them as in Docker (which
+chowns them to the remapped root); the owner stays ours, so a refresh still finds its own file.
 """
 
 from __future__ import annotations
@@ -40,15 +42,16 @@ def directory(cid: str) -> Path:
     return paths.state_root() / cid
 
 
-def write(cid: str, files: dict[str, str]) -> dict[str, str]:
+def write(cid: str, files: dict[str, str], group: int | None = None) -> dict[str, str]:
     """Write each generated file (container path -> text) into the container's state directory;
-    returns container path -> host path, for the bind mounts."""
+    returns container path -> host path, for the bind mounts. ``group``: the host gid of a remapped
+    container's root (its files become 0664 of that group)."""
     out = {}
     for target, text in files.items():
         if target not in NAMES:
             raise ContainerError(f"no generated file for {target}", hint="one of " + ", ".join(NAMES))
         p = directory(cid) / NAMES[target]
-        _put(p, text, create=True)
+        _put(p, text, create=True, group=group)
         out[target] = str(p)
     return out
 
@@ -64,7 +67,7 @@ def rewrite(cid: str, target: str, text: str) -> bool:
         return False
 
 
-def _put(path: Path, text: str, *, create: bool) -> bool:
+def _put(path: Path, text: str, *, create: bool, group: int | None = None) -> bool:
     flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_CREAT if create else 0)
     try:
         fd = os.open(path, flags, 0o644)
@@ -82,13 +85,18 @@ def _put(path: Path, text: str, *, create: bool) -> bool:
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
             raise ContainerError(f"{path} is not a regular file of ours",
                                  hint="remove it; `minicontainer rm` and run the container again")
+        gid = st.st_gid
+        if group is not None and gid != group:
+            os.fchown(fd, -1, group)
+            gid = group
+        want = 0o644 if gid == os.getegid() else 0o664     # 0664: a remapped root's group (above)
+        if stat.S_IMODE(st.st_mode) != want:  # the umask of whoever ran us
+            os.fchmod(fd, want)
         data = text.encode()
         if st.st_size == len(data) and os.pread(fd, len(data), 0) == data:
             return False
         os.pwrite(fd, data, 0)                 # then cut: a reader never sees an empty file
         os.ftruncate(fd, len(data))
-        if stat.S_IMODE(st.st_mode) != 0o644:  # the umask of whoever ran us
-            os.fchmod(fd, 0o644)
         return True
     except OSError as exc:
         raise from_oserror(exc, "write the container's generated file", path) from exc

@@ -111,7 +111,11 @@ def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
         # the /etc files in the container's state directory, bind-mounted by G (etcfiles.py): a later
         # refresh writes our file, never a path inside the container's root
         from .. import etcfiles
-        etc = etcfiles.write(rec["id"], etc)
+        group = None
+        if rec.get("idmap"):
+            from .userns import host_ids
+            group = host_ids(rec["idmap"])[1]
+        etc = etcfiles.write(rec["id"], etc, group=group)
         child.release(rec, etc, stdio, security, confine.extra_nodes(cfg), init, pty=pty)
         err = child.error()                   # None: EOF on the error pipe, G exec'd the command
         if err is None:

@@ -218,3 +218,18 @@ def test_a_user_and_an_init_inside_a_remapped_container(env):
     assert out[:3] == ["1000", "CapEff:", "0" * 16], out
     assert out[3:8] == ["Uid:", "1000", "1000", "1000", "1000"] and out[8:] == ["0", str(sub(env)), "65536"], out
     _nothing_left(env)
+
+
+def test_root_inside_may_edit_its_generated_etc_files(env):
+    """/etc/hostname (and, on a network, /etc/hosts and /etc/resolv.conf) are the runtime's files,
+    bind-mounted: a remapped root got them as host root's (nobody inside, read-only even for root);
+    Docker chowns them to the remapped root. Ours: the remapped root's group, 0664 — root inside
+    writes, a user only reads."""
+    p = run(env, "busybox", "sh", "-c",
+            "ls -ln /etc/hostname | awk '{print $1, $3, $4}'; echo renamed > /etc/hostname && cat /etc/hostname; "
+            "su nobody -s /bin/sh -c 'cat /etc/hostname >/dev/null && echo user-reads; "
+            "echo x >> /etc/hostname || echo user-cannot-write' 2>/dev/null")
+    lines = p.stdout.splitlines()
+    assert lines[0] == "-rw-rw-r-- 65534 0", p.stdout       # owner: host root, unmapped (nobody)
+    assert "renamed" in lines and "user-reads" in lines and "user-cannot-write" in lines, p.stdout
+    _nothing_left(env)
