@@ -26,16 +26,19 @@ import os
 _tightened: set[str] = set()
 
 
-#: in a root whose old entries have been closed (:func:`tighten_root`); its absence means "not yet"
+#: in a root whose old entries have been closed (:func:`tighten_root`); it holds the version of that
+#: closing — absent or older means "not yet" (2: a layer's own ``layer.json`` and ``diff`` as well)
 MARK = ".private"
+_MARK_VERSION = b"2"
 
 
 def tighten_root(path) -> None:
     """An existing root (``state_root()``, ``data_root()``, the OCI root) that others may enter is
     made 0700; once per process and root (a stat). What an older version left open below it is
     closed once per root (then :data:`MARK` says so): the root's entries and theirs (``names/*``,
-    ``images/*.json``, ``containers/<id>``, ``layers/<id>``) — the runtime's own metadata, never
-    deeper, where a layer's or an upper dir's files are the image's and keep their modes."""
+    ``images/*.json``, ``containers/<id>``, ``layers/<id>``) and each layer's ``layer.json`` and
+    ``diff`` directory itself — the runtime's own, never deeper, where a layer's or an upper dir's
+    files are the image's and keep their modes."""
     p = os.fspath(path)
     if p in _tightened:
         return
@@ -46,10 +49,43 @@ def tighten_root(path) -> None:
     if st.st_uid == os.geteuid():
         if st.st_mode & 0o077:
             os.chmod(p, 0o700)
-        if not os.path.exists(os.path.join(p, MARK)):
+        if not _marked(p):
             _close_entries(p, depth=2)
-            os.close(create(os.path.join(p, MARK)))
+            _close_layers(os.path.join(p, "layers"))
+            # in place, not write()'s temp file + rename: threads of one process (the server's)
+            # would share that temp name; each writes the same bytes, and a reader that catches
+            # the file empty only closes the entries once more
+            fd = create(os.path.join(p, MARK))
+            try:
+                os.write(fd, _MARK_VERSION)
+            finally:
+                os.close(fd)
     _tightened.add(p)
+
+
+def _marked(root: str) -> bool:
+    try:
+        with open(os.path.join(root, MARK), "rb") as f:
+            return f.read().strip() == _MARK_VERSION
+    except OSError:
+        return False
+
+
+def _close_layers(layers: str) -> None:
+    """``layers/<id>/layer.json`` 0600 and ``layers/<id>/diff`` 0700, as the store makes them now
+    (images/store.py add_layer_dir); the files inside ``diff`` are the image's."""
+    try:
+        ids = [e.path for e in os.scandir(layers) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for d in ids:
+        for name, mode in (("layer.json", 0o600), ("diff", 0o700)):
+            q = os.path.join(d, name)
+            try:
+                if not os.path.islink(q) and os.lstat(q).st_mode & 0o077:
+                    os.chmod(q, mode)
+            except OSError:
+                continue
 
 
 def _close_entries(d: str, depth: int) -> None:

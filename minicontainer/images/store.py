@@ -207,6 +207,10 @@ class ImageStore:
                 return lid
             tmp = self.tmpdir("layer-")
             os.rename(src, tmp / "diff")
+            # the store's directory, not the image's: its own mode is in neither the layer's digest
+            # nor its export, and a container's "/" is its upper dir's. 0700 while still in the
+            # 0700 tmp dir: never a moment open to other users once in layers/
+            os.chmod(tmp / "diff", 0o700)
             from .overlay import du
             private.write(tmp / "layer.json", json.dumps({"id": lid, "source": source,
                                                           "size": du(tmp / "diff"), "created": time.time()}))

@@ -67,20 +67,38 @@ def test_a_directory_outside_our_roots_keeps_its_mode(tmp_path, monkeypatch):
 
 def test_what_an_older_version_left_open_below_a_root_is_closed_once(tmp_path):
     """Found on this machine: the roots were 0700 but names/, images/ and images/<id>.json that an
-    older version made stayed 0755/0644. The runtime's own entries (two levels) are closed once,
-    a layer's files (the image's) keep their modes."""
+    older version made stayed 0755/0644, and so did a layer's layer.json and diff directory. The
+    runtime's own entries are closed once; a layer's files (the image's) keep their modes."""
     root = tmp_path / "old-data"
-    for d in (root / "images", root / "layers" / "l1" / "bin"):
+    for d in (root / "images", root / "layers" / "l1" / "diff" / "bin"):
         d.mkdir(parents=True)
         d.chmod(0o755)
     root.chmod(0o700)                        # already tightened by an earlier version of this code
-    (root / "images" / "x.json").write_text("{}")
-    (root / "images" / "x.json").chmod(0o644)
-    (root / "layers" / "l1" / "bin" / "sh").write_text("")
-    (root / "layers" / "l1" / "bin" / "sh").chmod(0o755)
+    for f, m in (("images/x.json", 0o644), ("layers/l1/layer.json", 0o644), ("layers/l1/diff/bin/sh", 0o755)):
+        (root / f).write_text("")
+        (root / f).chmod(m)
     private.make_dir(root / "containers", root=root)
-    assert {p: mode(root / p) for p in ("images", "images/x.json", "layers", "layers/l1",
-                                         "layers/l1/bin", "layers/l1/bin/sh")} == {
+    assert {p: mode(root / p) for p in ("images", "images/x.json", "layers", "layers/l1", "layers/l1/layer.json",
+                                         "layers/l1/diff", "layers/l1/diff/bin", "layers/l1/diff/bin/sh")} == {
         "images": 0o700, "images/x.json": 0o600, "layers": 0o700, "layers/l1": 0o700,
-        "layers/l1/bin": 0o755, "layers/l1/bin/sh": 0o755}
+        "layers/l1/layer.json": 0o600, "layers/l1/diff": 0o700,
+        "layers/l1/diff/bin": 0o755, "layers/l1/diff/bin/sh": 0o755}
     assert (root / private.MARK).exists()
+
+
+def test_a_root_marked_by_the_first_version_is_closed_again(tmp_path, monkeypatch):
+    """The first mark (an empty file) predates the layers' own entries: such a root is closed
+    again, once, and then carries the current mark."""
+    root = tmp_path / "marked-data"
+    (root / "layers" / "l1" / "diff").mkdir(parents=True, mode=0o755)
+    (root / "layers" / "l1" / "diff").chmod(0o755)
+    (root / "layers" / "l1" / "layer.json").write_text("{}")
+    (root / "layers" / "l1" / "layer.json").chmod(0o644)
+    root.chmod(0o700)
+    (root / private.MARK).write_text("")
+    private.make_dir(root / "containers", root=root)
+    assert (mode(root / "layers/l1/layer.json"), mode(root / "layers/l1/diff")) == (0o600, 0o700)
+    monkeypatch.setattr(private, "_tightened", set())          # a later process: nothing left to do
+    (root / "layers" / "l1" / "layer.json").chmod(0o644)
+    private.make_dir(root / "containers", root=root)
+    assert mode(root / "layers/l1/layer.json") == 0o644
