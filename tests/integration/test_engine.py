@@ -11,16 +11,13 @@ import subprocess
 
 import pytest
 
+from tests.integration._shared import module_roots
 from tests.integration.test_runtime_cli import PY, ROOT, _nothing_left, mc
 
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mceng")
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
-               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
-    yield env
-    mc(env, "gc")
+    yield from module_roots(tmp_path_factory, "mceng")
 
 
 def test_the_record_keeps_bytes_and_quotas(roots):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration._shared import static_probe
 from tests.integration.test_runtime_cli import _nothing_left, mc
 
 HERE = Path(__file__).resolve().parent
@@ -178,15 +177,7 @@ def test_an_image_whose_sbin_is_a_link_and_a_planted_docker_init(env, tmp_path):
 
 @pytest.fixture(scope="module")
 def procwatch(tmp_path_factory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler on this host: the probe is a static binary built from procwatch.c "
-                    "(install gcc and libc6-dev)")
-    d = tmp_path_factory.mktemp("procwatch")
-    d.chmod(0o755)
-    subprocess.run([cc, "-static", "-O1", "-o", str(d / "procwatch"), str(HERE / "procwatch.c")], check=True,
-                   capture_output=True)
-    return d
+    return static_probe(tmp_path_factory, HERE / "procwatch.c")
 
 
 CONTAINER_BINARIES = {"/bin/busybox", "/probe/procwatch", INIT}

@@ -16,6 +16,7 @@ import pytest
 
 from minicontainer.security import apparmor
 from tests.integration.oci_helpers import Subreaper, config, make_bundle, oci, one_line_error, write_config
+from tests.integration._shared import module_roots
 from tests.integration.test_runtime_cli import _nothing_left, mc
 
 ENABLED = apparmor.enabled()
@@ -27,11 +28,7 @@ CONFINED = f"{apparmor.DEFAULT} (enforce)"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mcaa")
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
-               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
-    yield env
-    mc(env, "gc")
+    yield from module_roots(tmp_path_factory, "mcaa")
 
 
 def run(env, *args, code=0):

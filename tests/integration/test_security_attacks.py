@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from minicontainer.security.apparmor import enabled as apparmor_enabled
+from tests.integration._shared import module_roots, static_probe
 from tests.integration.test_runtime_cli import _nothing_left, mc
 
 HERE = Path(__file__).resolve().parent
@@ -96,24 +96,12 @@ CAP_ADD = {
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mcatk")
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
-               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
-    yield env
-    mc(env, "gc")
+    yield from module_roots(tmp_path_factory, "mcatk")
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler on this host: the probe is a static binary built from attacks.c "
-                    "(install gcc and libc6-dev)")
-    d = tmp_path_factory.mktemp("probe")
-    d.chmod(0o755)
-    subprocess.run([cc, "-static", "-O1", "-o", str(d / "attacks"), str(HERE / "attacks.c")], check=True,
-                   capture_output=True)
-    return d
+    return static_probe(tmp_path_factory, HERE / "attacks.c")
 
 
 def attacks(env, probe, *flags, names=None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration._shared import module_roots
 from tests.integration.test_runtime_cli import _nothing_left, mc
 
 DOCKER_CAPS = "00000000a80425fb"
@@ -22,11 +23,7 @@ DOCKER_CAPS = "00000000a80425fb"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mcsec")
-    env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
-               MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1")
-    yield env
-    mc(env, "gc")
+    yield from module_roots(tmp_path_factory, "mcsec")
 
 
 def run(env, *args, code=0):
