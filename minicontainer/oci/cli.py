@@ -12,10 +12,10 @@ one line in runc's form (``time=… level=error msg="container does not exist"``
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .. import fastjson
 from ..errors import MiniContainerError
 from .log import configure, log
 
@@ -162,11 +162,11 @@ def features() -> dict:
             "namespaces": list(spec.NAMESPACES),
             "capabilities": None,
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": _security.AVAILABLE},
+            "seccomp": {"enabled": _security.seccomp_version() is not None},
             "apparmor": {"enabled": _security.apparmor_enabled()}, "selinux": {"enabled": False},
         },
-        "annotations": {"org.minicontainer.security": "security" if _security.AVAILABLE
-                        else "fallback: ids and umask only"},
+        # runc's key: podman and containerd read which libseccomp applies a profile
+        "annotations": {"io.github.seccomp.libseccomp.version": _security.seccomp_version() or "none"},
     }
 
 
@@ -183,7 +183,7 @@ def run(argv: list[str]) -> int:
     from .state import default_root
     root = a.root or default_root()
     if a.verb == "features":
-        print(json.dumps(features(), indent=2))
+        print(fastjson.dumps(features(), indent=2))
         return 0
     if a.verb == "spec":
         from .spec import example
@@ -191,7 +191,7 @@ def run(argv: list[str]) -> int:
         if os.path.exists(path):
             raise MiniContainerError(f"File {path} exists. Remove it first")
         with open(path, "w") as f:
-            json.dump(example(), f, indent=2)
+            f.write(fastjson.dumps(example(), indent=2))
         return 0
     if a.verb == "list":
         from .state import list_ids, status
@@ -213,7 +213,7 @@ def run(argv: list[str]) -> int:
                             console_socket=a.console_socket, tty=a.tty, preserve_fds=a.preserve_fds)
     from . import lifecycle
     if a.verb == "state":
-        print(json.dumps(lifecycle.state(root, a.id), indent=2))
+        print(fastjson.dumps(lifecycle.state(root, a.id), indent=2))
     elif a.verb == "start":
         lifecycle.start(root, a.id)
     elif a.verb == "kill":

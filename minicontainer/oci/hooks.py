@@ -14,9 +14,9 @@ poststop fails the operation (the spec: poststart/poststop failures are only log
 """
 from __future__ import annotations
 
-import json
 import os
 
+from .. import fastjson
 from ..errors import ContainerError
 
 
@@ -24,7 +24,7 @@ def run(kind: str, hooks, state: dict, *, check: bool = True) -> list[str]:
     """Run ``hooks`` (spec.Hook) in order; returns the warnings of unchecked ones."""
     import subprocess
     warnings = []
-    data = json.dumps(state).encode()
+    data = fastjson.dumps(state).encode()
     for h in hooks:
         env = dict(e.split("=", 1) for e in h.env if "=" in e)
         try:

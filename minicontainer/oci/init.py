@@ -117,7 +117,7 @@ def preload(terminal: bool, hooks: bool) -> None:
         import fcntl, struct, termios  # noqa: F401,E401
         from .. import fdpass  # noqa: F401
     if hooks:
-        import json, subprocess  # noqa: F401,E401
+        import subprocess  # noqa: F401
         from . import hooks as _h  # noqa: F401
     _security.preload()
 

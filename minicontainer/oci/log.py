@@ -6,10 +6,11 @@ it: ``time="2026-11-30T04:28:15Z" level=error msg="container does not exist"``.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from .. import fastjson
 
 _file: str | None = None
 _format = "text"
@@ -23,8 +24,8 @@ def configure(path: str | None, fmt: str = "text") -> None:
 def _line(level: str, msg: str, fmt: str) -> str:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if fmt == "json":
-        return json.dumps({"level": level, "msg": msg, "time": now}, ensure_ascii=False)
-    return f'time="{now}" level={level} msg={json.dumps(msg, ensure_ascii=False)}'
+        return fastjson.dumps({"level": level, "msg": msg, "time": now}, ensure_ascii=False)
+    return f'time="{now}" level={level} msg={fastjson.dumps(msg, ensure_ascii=False)}'
 
 
 def log(level: str, msg: str) -> None:

@@ -12,9 +12,9 @@ then surface half-way through create, after a cgroup or a mount exists, and need
 """
 from __future__ import annotations
 
-import json
 import os
 
+from .. import fastjson
 from .._record import factory, record
 from ..errors import ConfigError, NotFoundError
 
@@ -154,7 +154,7 @@ def _typename(v) -> str:
 
 
 def _bad(where: str, want: str, v) -> SpecError:
-    return SpecError(f"{_doc}: {where}: expected {want}, got {_typename(v)} {json.dumps(v)[:40]}")
+    return SpecError(f"{_doc}: {where}: expected {want}, got {_typename(v)} {fastjson.dumps(v)[:40]}")
 
 
 _doc = "config.json"
@@ -419,7 +419,7 @@ def load(bundle: str) -> Spec:
         raise NotFoundError(f"bundle {bundle}: does not exist", hint="--bundle names a directory with config.json")
     try:
         with open(path, "rb") as f:
-            cfg = json.loads(f.read())
+            cfg = fastjson.loads(f.read())
     except FileNotFoundError:
         raise NotFoundError(f"{path}: does not exist", hint="a bundle holds config.json and the root file system "
                             "(`minicontainer-oci spec` or `runc spec` writes an example)") from None
@@ -442,7 +442,7 @@ def load_process(path: str) -> Process:
     _doc = path
     try:
         with open(path, "rb") as f:
-            p = json.loads(f.read())
+            p = fastjson.loads(f.read())
     except FileNotFoundError:
         raise NotFoundError(f"{path}: does not exist", hint="--process names a JSON file") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -13,12 +13,10 @@ frozen cgroup = ``paused``; alive = ``running``.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
 import time
 
-from .. import paths, private
+from .. import fastjson, paths, private
 from ..errors import ConfigError, ConflictError, MiniContainerError, NotFoundError
 
 FIFO = "exec.fifo"
@@ -26,7 +24,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def default_root() -> str:
-    return str(paths.state_root() / "oci")
+    return os.path.join(paths._state_root(), "oci")
 
 
 def check_id(cid: str) -> str:
@@ -90,7 +88,7 @@ class State:
         st = cls(root, cid)
         try:
             with open(os.path.join(st.dir, "state.json"), "rb") as f:
-                st.data = json.loads(f.read())
+                st.data = fastjson.loads(f.read())
         except FileNotFoundError:
             if os.path.isdir(st.dir):      # killed between mkdir and the first write: delete cleans it
                 st.data = {"id": cid, "pid": 0}
@@ -103,7 +101,7 @@ class State:
 
     def save(self) -> None:
         """Atomically: a reader never sees half a record."""
-        private.write(os.path.join(self.dir, "state.json"), json.dumps(self.data))
+        private.write(os.path.join(self.dir, "state.json"), fastjson.dumps(self.data))
 
     def remove(self) -> None:
         for name in (FIFO, "state.json", ".state.json"):
@@ -225,6 +223,6 @@ def destroy(st) -> None:
 def _kill_pid(st) -> None:
     if st.alive():
         try:
-            os.kill(st.pid, signal.SIGKILL)
+            os.kill(st.pid, 9)          # SIGKILL (the signal module imports enum)
         except ProcessLookupError:
             pass

@@ -26,10 +26,11 @@ we (:func:`_enosys_stub`). Rejected: listing future calls explicitly (the list w
 from __future__ import annotations
 
 import errno as _errno
-import json
 import os
 import struct
+import sys
 
+from .. import fastjson as json   # loads/dumps without the json package's import (fastjson.py)
 from ._error import SecurityError
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
@@ -272,9 +273,36 @@ def compile(seccomp: dict, *, cache: bool = True) -> bytes:
     return prog
 
 
+def libseccomp():
+    """The ``pyseccomp`` module. The installed commands start Python with ``-S`` (no ``site``: a
+    lighter start, and ``minicontainer-oci`` needs only the standard library otherwise), so the
+    venv's site-packages is not on the path yet the first time a profile misses the cache: add it
+    then, as ``python`` without -S would have at start (client.main does the same for the engine).
+    Rejected: importing ``site`` in the launchers — every ``state`` and ``kill`` would pay for it."""
+    try:
+        import pyseccomp
+        return pyseccomp
+    except ImportError:
+        if not sys.flags.no_site:
+            raise
+    import site
+    site.main()
+    import pyseccomp
+    return pyseccomp
+
+
+def library_version() -> str:
+    """libseccomp's own version (``2.5.4``): what ``minicontainer-oci features`` reports, as runc."""
+    import ctypes
+    ps = libseccomp()
+    fn = ctypes.CDLL(ps._libseccomp._name).seccomp_version     # a handle of our own: no restype shared
+    fn.restype = ctypes.POINTER(ctypes.c_uint * 3)
+    return ".".join(map(str, fn().contents))
+
+
 def _compile(seccomp: dict) -> bytes:
     try:
-        import pyseccomp as ps
+        ps = libseccomp()
     except (ImportError, RuntimeError) as exc:
         raise SecurityError(f"seccomp: libseccomp unavailable ({exc})",
                             hint="apt-get install libseccomp2 and pip install pyseccomp") from None

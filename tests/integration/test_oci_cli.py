@@ -331,6 +331,35 @@ def test_features_version_spec(env, tmp_path):
     assert "exists" in one_line_error(oci(env, "spec", "--bundle", str(tmp_path)))
 
 
+def test_a_profile_never_seen_is_compiled_by_the_installed_command(env, bundle, tmp_path):
+    # a client's own seccomp profile (podman's, containerd's) misses the cache the first time: the
+    # installed `minicontainer-oci` (python -S, no site-packages on its path) must still load
+    # libseccomp to compile it — before the fix: "seccomp: libseccomp unavailable (No module named
+    # 'pyseccomp')"
+    f = json.loads(oci(env, "features").stdout)
+    assert f["linux"]["seccomp"]["enabled"] is True
+    assert f["annotations"]["io.github.seccomp.libseccomp.version"].startswith("2.")
+    b = bundle(["sh", "-c", "mkdir /tmp/x; echo rc=$?"])
+    cfg = config(b)
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": [],
+                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                             "errnoRet": 13}]}
+    write_config(b, cfg)
+    assert not (tmp_path / "state" / "seccomp").exists()        # nothing cached: it must compile
+    out = open(tmp_path / "out", "w+")
+    with Subreaper():
+        p = oci(env, "create", "--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "sc1",
+                stdout=out, stderr=out)
+        assert p.returncode == 0, p.stderr
+        assert oci(env, "start", "sc1").returncode == 0
+        assert Subreaper.wait(int((tmp_path / "pid").read_text())) == 0
+    out.seek(0)
+    text = out.read()
+    assert "Permission denied" in text and "rc=1" in text, text
+    assert oci(env, "delete", "sc1").returncode == 0
+    assert len(list((tmp_path / "state" / "seccomp").glob("*.bpf"))) == 1
+
+
 def test_log_file_json(env, tmp_path):
     p = oci(env, "--log", str(tmp_path / "log.json"), "--log-format", "json", "state", "nope")
     assert p.returncode == 1
