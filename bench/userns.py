@@ -1,14 +1,19 @@
-"""What ``--userns=remap`` costs, and what its rejected alternative would (measured, never asserted).
+"""What ``--userns=remap`` costs, with idmapped layers and with its fallback, a chowned copy (measured,
+never asserted).
 
     flock -o /work/kernel.lock .venv/bin/python bench/userns.py [N]      # root
 
-- ``run --rm --network none busybox true``: ``--userns=host`` and ``--userns=remap`` alternated, N
+- ``run --rm --network none busybox true``: ``--userns=host``, ``--userns=remap`` (idmapped layers)
+  and ``--userns=remap`` with ``MINICONTAINER_USERNS_LAYERS=copy`` (the copy cached), alternated, N
   each (the remapped start adds the helper's fork, the maps, three setns, one idmapped mount per
   layer and one setns at the end: runtime/userns.py);
+- the copy's first run: the same run with the busybox layer's copy removed before each (the copy is
+  built at ``create``: userns_layers.py);
 - idmapped layers: open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount of the busybox layer in
   a forked child's private mount namespace (what G does per layer);
-- the rejected alternative: a chowned copy of the same layer (``cp -a`` + a lchown walk, what
-  Docker's overlay2 does once per image and range with --userns-remap), and its size.
+- the copy alone (images/shifted.copy_shifted of the busybox layer) and its size, and of Debian
+  bookworm's root when the integration tests' cache has it (its scale); and ``auto``'s probe
+  (userns_layers.probe: once per store and kernel release).
 
 Private state and data roots and subuid/subgid copies in a temp dir (removed at the end).
 """
@@ -50,45 +55,69 @@ def main() -> None:
     idmap = subids.mapping()
     mc = [str(ROOT / ".venv/bin/minicontainer")]
     try:
-        runs = {"host": [], "remap": []}
-        for mode in ("host", "remap"):               # warm-up: busybox image, seccomp cache
+        kinds = {"host": ("host", env), "remap": ("remap", env),
+                 "remap, copy": ("remap", dict(env, MINICONTAINER_USERNS_LAYERS="copy"))}
+        runs = {k: [] for k in kinds}
+
+        def once(kind):
+            mode, e = kinds[kind]
+            t = time.perf_counter()
             subprocess.run(mc + ["run", "--rm", "--network", "none", f"--userns={mode}", "busybox", "true"],
-                           env=env, check=True)
+                           env=e, check=True)
+            return (time.perf_counter() - t) * 1e3
+        for kind in kinds:                           # warm-up: busybox image, seccomp cache, the copy
+            once(kind)
         for _ in range(N):
-            for mode in ("host", "remap"):
-                t = time.perf_counter()
-                subprocess.run(mc + ["run", "--rm", "--network", "none", f"--userns={mode}", "busybox", "true"],
-                               env=env, check=True)
-                runs[mode].append((time.perf_counter() - t) * 1e3)
-        for mode, xs in runs.items():
-            print(f"run --userns={mode:5s} busybox true: {q(xs)}")
+            for kind in kinds:
+                runs[kind].append(once(kind))
+        for kind, xs in runs.items():
+            print(f"run --userns={kind:11s} busybox true: {q(xs)}")
 
         from minicontainer.images import ImageStore
-        layer = ImageStore().ensure_busybox().lowerdirs[0]
+        from minicontainer.images.shifted import copy_shifted
+        from minicontainer.runtime import userns_layers
+        store = ImageStore()
+        img = store.ensure_busybox()
+        cached = userns_layers.copy_dir(store, img.layers[0], idmap)
+        firsts = []
+        for _ in range(max(3, N // 4)):
+            shutil.rmtree(cached)
+            os.sync()              # no writeback of an earlier copy in the figure (it varied 10x)
+            firsts.append(once("remap, copy"))
+        print(f"run --userns=remap, copy  busybox true, first run (copy built): {q(firsts)}")
+        layer = img.lowerdirs[0]
         print(f"busybox layer: {layer}")
         print(f"idmapped clone of the layer (open_tree + mount_setattr + move_mount): {q(_idmap_ms(layer, idmap))}")
         copies = []
         for i in range(max(3, N // 4)):
             dst = base / f"copy{i}"
+            os.sync()
             t = time.perf_counter()
-            subprocess.run(["cp", "-a", layer, str(dst)], check=True)
-            _chown_walk(dst, idmap["uidMappings"][0]["hostID"], idmap["gidMappings"][0]["hostID"])
+            copy_shifted(layer, dst, idmap)
             copies.append((time.perf_counter() - t) * 1e3)
         size = subprocess.run(["du", "-sk", str(base / "copy0")], capture_output=True, text=True).stdout.split()[0]
-        print(f"rejected: chowned copy of the layer (cp -a + lchown walk): {q(copies)}, {size} KiB per range")
+        print(f"the copy alone (shifted.copy_shifted): {q(copies)}, {size} KiB per range")
+        debian = sorted(Path(os.environ.get("MINICONTAINER_TEST_CACHE", "/var/tmp/minicontainer-test-cache"))
+                        .glob("debian-bookworm-*.tar"))
+        if debian:                 # a distribution's root (the integration tests' cache): the copy's scale
+            root = base / "debian"
+            root.mkdir()
+            subprocess.run(["tar", "-xpf", str(debian[-1]), "-C", str(root), "--xattrs"], check=True)
+            size = subprocess.run(["du", "-sk", str(root)], capture_output=True, text=True).stdout.split()[0]
+            os.sync()
+            t = time.perf_counter()
+            n = copy_shifted(root, base / "debian-copy", idmap)
+            print(f"the copy alone, Debian bookworm's root ({n} entries, {size} KiB): "
+                  f"{(time.perf_counter() - t) * 1e3:.0f} ms (n=1)")
+        probes = []
+        for _ in range(max(3, N // 4)):
+            t = time.perf_counter()
+            ok, why = userns_layers.probe(store, idmap)
+            probes.append((time.perf_counter() - t) * 1e3)
+        print(f"auto's probe (idmap {'taken' if ok else 'refused: ' + why}): {q(probes)}")
     finally:
         subprocess.run(mc + ["gc"], env=env, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _chown_walk(tree: Path, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(tree):
-        for n in (*dirnames, *filenames):
-            p = os.path.join(dirpath, n)
-            st = os.lstat(p)
-            os.chown(p, uid + st.st_uid, gid + st.st_gid, follow_symlinks=False)
-    st = os.lstat(tree)
-    os.chown(tree, uid + st.st_uid, gid + st.st_gid)
 
 
 def _idmap_ms(layer: str, idmap: dict) -> list[float]:

@@ -72,7 +72,9 @@ RUN_OPTIONS = (
                              "'minicontainer' range of /etc/subuid and /etc/subgid on the host (sudo make "
                              "setup adds it); the image's files show as root's inside. A -v host "
                              "directory keeps its host owners: host root's shows as nobody (65534) and "
-                             "container root cannot write it (chown it to the range's start)"}),
+                             "container root cannot write it (chown it to the range's start). The image's "
+                             "layers are idmapped mounts, or a chowned copy (cached) where the kernel "
+                             "refuses them; MINICONTAINER_USERNS_LAYERS=auto|idmap|copy chooses"}),
 )
 #: --insecure-registry, for the verbs that talk to a registry
 _REGISTRY = (("--insecure-registry",), {"action": "append", "metavar": "HOST",

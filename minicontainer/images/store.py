@@ -4,6 +4,7 @@ Layout under the data root (``/var/lib/minicontainer``, like ``/var/lib/docker``
 
     layers/<sha256>/diff/        one layer, unpacked in overlay form (whiteouts, opaque xattrs)
     layers/<sha256>/layer.json   where it came from, its size
+    layers/<sha256>/userns/<maps>/  its chowned copy for a --userns=remap range (runtime/userns_layers.py)
     images/<sha256>.json         {"layers": [bottom … top], "config": {...}, "parent": …}
     refs.json                    {"busybox:latest": "<image id>", …}
     cache/<key>                  build cache: parent + instruction → image id

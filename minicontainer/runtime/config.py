@@ -143,10 +143,11 @@ class ContainerConfig:
             raise ConfigError("--privileged is incompatible with --userns=remap (Docker's rule: a "
                               "privileged container is root on the host anyway)",
                               hint="use --userns=host with --privileged")
-        if self.network == "host" or self.network.startswith("container:"):
+        if self.network == "host":          # (container:NAME: a remapped peer's, userns.check_peer)
             raise ConfigError(f"--network {self.network} is not supported with --userns=remap (that "
                               "network namespace is not owned by the container's user namespace)",
-                              hint="use --network bridge, none or a user network, or --userns=host")
+                              hint="use --network bridge, none, a user network or container:NAME of a "
+                                   "remapped container, or --userns=host")
 
     def limits(self):
         """The cgroup limits (None: none given), from the numbers parsed at construction."""

@@ -71,10 +71,19 @@ def create(cfg: ContainerConfig) -> dict:
         stop_signal = parse_signal(icfg["StopSignal"])
     from . import confine
     security = confine.summary(cfg)      # prepared now: a bad profile fails before anything exists
-    idmap = None
+    idmap = layers_mode = None
+    lowerdirs = img.lowerdirs
     if cfg.userns == "remap":            # /etc/subuid's range, read once: the record keeps it
         from .. import subids
+        from . import userns_layers
         idmap = subids.mapping()
+        # idmapped layers, or (refused by the kernel, or asked for) a chowned copy: decided here,
+        # before any process of the container exists (userns_layers.py)
+        layers_mode = userns_layers.mode(store, idmap)
+        if layers_mode == "copy":
+            lowerdirs = userns_layers.lowerdirs(store, img, idmap)
+    if cfg.network.startswith("container:"):
+        _check_peer(cfg, idmap)
     teardown.die_at("validated")
     spare = parked_for(img.id, cfg)     # made by `minicontainer serve` for such a run: take its id
     cid = spare.cid if spare else os.urandom(32).hex()   # not `secrets`: its import costs ~5 ms
@@ -84,10 +93,11 @@ def create(cfg: ContainerConfig) -> dict:
             name = _claim_name(cfg.name, cid)
             undo.callback(state.release_name, name, cid)
             rec = {"id": cid, "name": name, "status": "created", "config": cfg.to_dict(),
-                   "image_id": img.id, "argv": argv, "lowerdirs": img.lowerdirs,
+                   "image_id": img.id, "argv": argv, "lowerdirs": lowerdirs,
                    "env": _env(icfg, cfg), "workdir": _workdir(cfg, icfg),
                    "image_user": icfg.get("User") or None, "image_labels": icfg.get("Labels") or {},
                    "stop_signal": stop_signal, "security": security, "idmap": idmap,
+                   "userns_layers": layers_mode,
                    "created": time.time(), "pid": None, "owner": me(), "exit_code": None,
                    "cgroup": spare.cg.name if spare else cgroup_name(cid),
                    # the layer's place is known before it exists: one write of the record, not two;
@@ -104,8 +114,23 @@ def create(cfg: ContainerConfig) -> dict:
             store.create_container_layer(cid, owner=host_ids(idmap) if idmap else None)
         store.mark_in_use(img.id, cid)
         teardown.die_at("layer")
+        if layers_mode == "copy":          # after mark_in_use: rmi refuses the image from now on
+            userns_layers.ensure(store, img, idmap)
         undo.pop_all()
     return rec
+
+
+def _check_peer(cfg, idmap) -> None:
+    """``--network container:NAME`` with a peer remapped and this one not, or the other way round:
+    refused before anything exists (start checks again: the name may point elsewhere by then)."""
+    from ..errors import NotFoundError
+    from .userns import check_peer
+    ref = cfg.network.split(":", 1)[1]
+    try:
+        peer = state.find(ref)
+    except NotFoundError:
+        return                             # start says so, with its own hint
+    check_peer(idmap, peer, ref)
 
 
 def _claim_name(name: str | None, cid: str) -> str:

@@ -73,7 +73,10 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
                              "ro" if vol.readonly else "rw"))
     namespaces = [{"type": _NS[n]} for n in ("pid", "ipc", "uts", "mnt")]
     if rec.get("idmap"):                           # --userns=remap: the record's maps (subids.py)
-        namespaces.insert(0, {"type": "user"})
+        user = {"type": "user"}
+        if cfg.network.startswith("container:") and peer_pid is not None:
+            user["path"] = f"/proc/{peer_pid}/ns/user"    # its net is its user namespace's (userns.py)
+        namespaces.insert(0, user)
     if cfg.cgroupns != "host":
         namespaces.append({"type": "cgroup"})      # Docker's default on v2: --cgroupns private
     if cfg.network.startswith("container:"):

@@ -132,9 +132,10 @@ def child(spec: dict, sock, err_w) -> None:
         sc.set_pdeathsig(signal.SIGKILL)
         names, userns_fd = spec["names"], -1
         if spec.get("idmap"):            # --userns=remap: uts, ipc, net owned by its user namespace
+            # (container:NAME: the peer's user namespace, which owns the peer's net joined below)
             from . import userns
             owned = [n for n in names if n in userns.OWNED]
-            userns_fd = userns.make(spec["idmap"], owned)
+            userns_fd = userns.make(spec["idmap"], owned, join=spec.get("join_user"))
             names = [n for n in names if n not in owned]
         sc.unshare(flags_for(names))
         if spec.get("join_net"):
@@ -211,7 +212,8 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     owner = None
     if userns_fd >= 0:
         from . import userns
-        userns.idmap_layers(spec["lowerdirs"], userns_fd)
+        if spec.get("userns_layers") != "copy":    # a copy's owners are shifted on disk already
+            userns.idmap_layers(spec["lowerdirs"], userns_fd)
         owner = userns.host_ids(spec["idmap"])
     mount_overlay(merged, spec["lowerdirs"], spec["upperdir"], spec["workdir_ovl"])
     root = prepare_root(merged, masks=not spec.get("unmask"), sys_rw=bool(spec.get("privileged")),

@@ -66,7 +66,9 @@ def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
     peer = None
     if cfg.network.startswith("container:"):
         from . import netattach
+        from .userns import check_peer
         peer = netattach.peer(cfg)
+        check_peer(rec.get("idmap"), peer, cfg.network.split(":", 1)[1])
     child = take_parked()
     if child is not None and child.cid != rec["id"]:
         child.discard()                      # made for another kind of request: not this one
@@ -149,7 +151,10 @@ def _spec(rec: dict, cfg, peer) -> dict:
             "privileged": bool(cfg.privileged),
             "cid": rec["id"], "names": ["uts", "ipc", "pid"] + (["net"] if own_net else []),
             "join_net": peer["pid"] if peer else None, "lowerdirs": rec["lowerdirs"],
-            "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"], "idmap": rec.get("idmap")}
+            # a remapped peer's net namespace is its user namespace's: joined too (userns.py)
+            "join_user": peer["pid"] if peer and rec.get("idmap") else None,
+            "upperdir": rec["upperdir"], "workdir_ovl": rec["workdir_ovl"], "idmap": rec.get("idmap"),
+            "userns_layers": rec.get("userns_layers")}
 
 
 def run(image: str, command=(), *, capture: bool = True, **opts) -> Result:

@@ -25,7 +25,14 @@ DOCKER_CAPS = "00000000a80425fb"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mcuserns")
+    env = make_env(tmp_path_factory.mktemp("mcuserns"))
+    yield env
+    mc(env, "gc")
+
+
+def make_env(base: Path, **extra) -> dict:
+    """Private roots in ``base``, and copies of /etc/subuid and /etc/subgid with the range (SUB,
+    SUBG: its host uid and gid)."""
     files = {}
     for var, host in zip(("MINICONTAINER_SUBUID", "MINICONTAINER_SUBGID"), ("/etc/subuid", "/etc/subgid")):
         text = Path(host).read_text() if os.path.exists(host) else ""
@@ -33,7 +40,7 @@ def env(tmp_path_factory):
         files[var].write_text(text)
     env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(base / "state"),
                MINICONTAINER_DATA_ROOT=str(base / "data"), MINICONTAINER_NO_SERVER="1",
-               **{k: str(v) for k, v in files.items()})
+               **{k: str(v) for k, v in files.items()}, **extra)
     old = {k: os.environ.get(k) for k in files}
     os.environ.update({k: str(v) for k, v in files.items()})      # subids.ensure on the copies
     try:
@@ -43,8 +50,7 @@ def env(tmp_path_factory):
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    yield env
-    mc(env, "gc")
+    return env
 
 
 def sub(env) -> int:
@@ -232,4 +238,55 @@ def test_root_inside_may_edit_its_generated_etc_files(env):
     lines = p.stdout.splitlines()
     assert lines[0] == "-rw-rw-r-- 65534 0", p.stdout       # owner: host root, unmapped (nobody)
     assert "renamed" in lines and "user-reads" in lines and "user-cannot-write" in lines, p.stdout
+    _nothing_left(env)
+
+
+def _records(env) -> list[str]:
+    state = Path(env["MINICONTAINER_STATE_ROOT"])
+    return sorted(d.name for d in state.iterdir() if len(d.name) == 64) if state.exists() else []
+
+
+def test_container_network_of_a_remapped_peer_joins_its_user_namespace(env):
+    """--network container:NAME, both remapped: the second joins the first's network namespace and,
+    since that belongs to the first's user namespace, that user namespace too — same interfaces and
+    address, same maps; its root binds port 80 there (CAP_NET_BIND_SERVICE over the namespace's
+    owner) and sees the image's files as its own."""
+    mc(env, "run", "-d", "--name", "unet1", "--userns=remap", "busybox", "sleep", "60", check=0)
+    try:
+        rec = json.loads(mc(env, "inspect", "unet1", check=0).stdout)
+        pid = rec["State"]["Pid"]
+        first = mc(env, "exec", "unet1", "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'", check=0).stdout
+        assert first.count(".") == 3, first
+        p = mc(env, "run", "--rm", "--userns=remap", "--network", "container:unet1", "busybox", "sh", "-c",
+               "ip -4 -o addr show eth0 | awk '{print $4}'; cat /proc/self/uid_map /proc/self/gid_map; "
+               "readlink /proc/self/ns/user; readlink /proc/self/ns/net; id -u; stat -c %u /bin/busybox; "
+               "httpd -p 80 && echo bound80; touch /new && echo wrote")
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        out = p.stdout.splitlines()
+        assert out[0] == first.strip(), out
+        assert [ln.split() for ln in out[1:3]] == [Path(f"/proc/{pid}/{m}").read_text().split()
+                                                   for m in ("uid_map", "gid_map")], out
+        assert out[3:5] == [os.readlink(f"/proc/{pid}/ns/user"), os.readlink(f"/proc/{pid}/ns/net")], out
+        assert out[5:] == ["0", "0", "bound80", "wrote"], out
+    finally:
+        mc(env, "rm", "-f", "unet1")
+    _nothing_left(env)
+
+
+def test_container_network_with_one_side_remapped_is_refused(env):
+    for first, second, fix in (("remap", "host", "--userns=remap"), ("host", "remap", "--userns=host")):
+        mc(env, "run", "-d", "--name", "unet2", f"--userns={first}", "--network", "none", "busybox",
+           "sleep", "60", check=0)
+        try:
+            before = _records(env)
+            layers = sorted(os.listdir(Path(env["MINICONTAINER_DATA_ROOT"], "containers")))
+            for rm in ((), ("--rm",)):
+                p = mc(env, "run", *rm, f"--userns={second}", "--network", "container:unet2", "busybox", "true")
+                assert p.returncode == 125, (p.stdout, p.stderr)
+                assert f"container unet2 runs with --userns={first}" in p.stderr, p.stderr
+                assert f"run this one with {fix} too" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+                assert _records(env) == before
+                assert sorted(os.listdir(Path(env["MINICONTAINER_DATA_ROOT"], "containers"))) == layers
+        finally:
+            mc(env, "rm", "-f", "unet2")
     _nothing_left(env)

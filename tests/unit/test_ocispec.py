@@ -135,6 +135,11 @@ def test_a_remapped_record_has_a_user_namespace_and_its_maps(tmp_path):
     assert (lin["uidMappings"], lin["gidMappings"]) == (idmap["uidMappings"], idmap["gidMappings"])
     plain = spec(_rec(tmp_path, network="none"), "/r", cgroup_parent="minicontainer")["linux"]
     assert "uidMappings" not in plain and {"type": "user"} not in plain["namespaces"]
+    # container:NAME of a remapped peer: its network namespace is its user namespace's, joined too
+    rec = _rec(tmp_path, network="container:db", userns="remap")
+    lin = spec(dict(rec, idmap=idmap), "/r", cgroup_parent="minicontainer", peer_pid=4242)["linux"]
+    assert lin["namespaces"][0] == {"type": "user", "path": "/proc/4242/ns/user"}
+    assert {"type": "network", "path": "/proc/4242/ns/net"} in lin["namespaces"]
 
 
 def test_init_is_dockers_shape_tini_bound_read_only(tmp_path, monkeypatch):

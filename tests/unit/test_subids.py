@@ -123,11 +123,31 @@ def test_main_is_the_setup_step(files, capsys):
     ({"userns": "private"}, "invalid --userns"),
     ({"userns": "remap", "privileged": True}, "--privileged is incompatible"),
     ({"userns": "remap", "network": "host"}, "--network host is not supported"),
-    ({"userns": "remap", "network": "container:web"}, "--network container:web is not supported"),
 ])
 def test_config_refuses_what_remap_cannot_do(opts, msg):
     with pytest.raises(ConfigError, match=msg):
         ContainerConfig(image="busybox", command=["true"], **opts).check_userns()
+
+
+IDMAP = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+         "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
+
+
+def test_container_network_is_checked_against_the_peers_user_namespace():
+    """--network container:NAME with remap: allowed by the flags; the peer decides (both remapped
+    with the same maps, or neither), checked at create and at start with the peer's record."""
+    from minicontainer.runtime.userns import check_peer
+    ContainerConfig(image="busybox", userns="remap", network="container:web").check_userns()
+    check_peer(IDMAP, {"name": "web", "idmap": dict(IDMAP)}, "web")
+    check_peer(None, {"name": "web", "idmap": None}, "web")
+    with pytest.raises(ConfigError, match="container web runs with --userns=remap and this one with "
+                                          "--userns=host.*run this one with --userns=remap too"):
+        check_peer(None, {"name": "web", "idmap": IDMAP}, "web")
+    with pytest.raises(ConfigError, match="--userns=host and this one with --userns=remap.*--userns=host too"):
+        check_peer(IDMAP, {"name": "web"}, "web")
+    other = {k: [dict(v[0], hostID=200000)] for k, v in IDMAP.items()}
+    with pytest.raises(ConfigError, match="remapped with other ids.*restart web"):
+        check_peer(IDMAP, {"name": "web", "idmap": other}, "web")
 
 
 def test_config_default_is_host():
