@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal      # SIGKILL only; `signal` imports enum
 from pathlib import Path
 
 from ..errors import CgroupError
