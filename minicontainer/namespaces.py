@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-from typing import Any, Callable, Iterable, Mapping, Sequence
+# _signal, not signal (which imports enum); no `typing`: the annotations are strings (the
+# __future__ import), and typing's import was the largest part of the OCI runtime's child before
+# its unshare (bench/README.md)
+import _signal as signal
 
 from . import syscalls
 from .errors import ConfigError, MiniContainerError, NamespaceError, NotFoundError, exit_code, from_oserror

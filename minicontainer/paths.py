@@ -28,9 +28,13 @@ def state_root() -> Path:
     return Path(_state_root())
 
 
+def _data_root() -> str:
+    return os.environ.get("MINICONTAINER_DATA_ROOT", "/var/lib/minicontainer")
+
+
 def data_root() -> Path:
     from pathlib import Path
-    return Path(os.environ.get("MINICONTAINER_DATA_ROOT", "/var/lib/minicontainer"))
+    return Path(_data_root())
 
 
 def server_socket() -> str:

@@ -137,7 +137,7 @@ def make_dir(path, *, root=None):
 
 def _roots() -> tuple[str, str]:
     from . import paths
-    return paths._state_root(), os.fspath(paths.data_root())
+    return paths._state_root(), paths._data_root()      # strings: no pathlib on the OCI runtime's path
 
 
 def _root_of(p: str) -> str:

@@ -19,22 +19,20 @@ Used next by the runtime (notebook 06: ``minicontainer run --memory 64m``).
 
 from __future__ import annotations
 
-import re
-
 from ..errors import ConfigError, NotFoundError
 from .layout import Layout, detect_layout
-from .values import Limits, parse_cpus, parse_cpuset, parse_memory, parse_pids
+from .values import Limits, _match, parse_cpus, parse_cpuset, parse_memory, parse_pids
 
 __all__ = ["Cgroup", "Limits", "Layout", "parse_memory", "parse_cpus", "parse_pids", "parse_cpuset",
            "detect_layout", "default_backend", "list_groups", "validate_name", "STAT_KEYS"]
 
 STAT_KEYS = ("cpu_usage_usec", "memory_current", "memory_peak", "pids_current", "oom_kills")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"      # compiled on first use: values._match says why
 
 
 def validate_name(name: str) -> str:
     """A group name is one path component we can safely join below our parent."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _match(_NAME, name):
         raise ConfigError(f"cgroup name {name!r}: invalid",
                           hint="use letters, digits, '_', '.', '-' (no '/'), at most 128 characters")
     return name

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from pathlib import Path
 
 from .. import paths
 from ..errors import CgroupError, from_oserror
@@ -42,9 +41,15 @@ def write(path: Path, value, *, hint: str | None = None) -> None:
         raise _err(exc, f"write {text!r} to", path, hint) from exc
 
 
+def _text(path) -> str:
+    # open(), not pathlib: this module is on the OCI runtime's create/delete path (v1.py says why)
+    with open(path) as fh:
+        return fh.read()
+
+
 def read(path: Path) -> str:
     try:
-        return Path(path).read_text()
+        return _text(path)
     except OSError as exc:
         raise _err(exc, "read", path) from exc
 
@@ -52,7 +57,7 @@ def read(path: Path) -> str:
 def read_int(path: Path) -> int | None:
     """An integer file, or None when the file does not exist (controller absent, older kernel)."""
     try:
-        text = Path(path).read_text().strip()
+        text = _text(path).strip()
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -63,7 +68,7 @@ def read_int(path: Path) -> int | None:
 def read_keyed(path: Path) -> dict[str, int]:
     """``key value`` lines (cpu.stat, memory.events, memory.oom_control); {} if the file is absent."""
     try:
-        text = Path(path).read_text()
+        text = _text(path)
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -78,7 +83,7 @@ def read_keyed(path: Path) -> dict[str, int]:
 
 def read_pids(path: Path) -> list[int]:
     try:
-        return [int(x) for x in Path(path).read_text().split()]
+        return [int(x) for x in _text(path).split()]
     except FileNotFoundError:
         return []
     except OSError as exc:

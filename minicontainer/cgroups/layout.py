@@ -16,7 +16,6 @@ options, which for v1 list the controllers bound to that hierarchy (``rw,cpu,cpu
 from __future__ import annotations
 
 from .._record import factory, record
-from pathlib import Path
 
 __all__ = ["Layout", "detect_layout", "V1_CONTROLLERS"]
 
@@ -45,7 +44,8 @@ class Layout:
 def mount_points(mountinfo: str | None = None) -> list[str]:
     """Every cgroup and cgroup2 mount point, named hierarchies (``name=systemd``) included."""
     if mountinfo is None:
-        mountinfo = Path("/proc/self/mountinfo").read_text()
+        with open("/proc/self/mountinfo") as fh:     # not pathlib: see v1.py
+            mountinfo = fh.read()
     points = []
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
@@ -58,7 +58,8 @@ def mount_points(mountinfo: str | None = None) -> list[str]:
 def detect_layout(mountinfo: str | None = None) -> Layout:
     """Parse ``/proc/self/mountinfo`` (or the text given) into a :class:`Layout`."""
     if mountinfo is None:
-        mountinfo = Path("/proc/self/mountinfo").read_text()
+        with open("/proc/self/mountinfo") as fh:     # not pathlib: see v1.py
+            mountinfo = fh.read()
     v1: dict[str, str] = {}
     v2: str | None = None
     for line in mountinfo.splitlines():

@@ -14,7 +14,6 @@ own files (v2's ``cpu.weight`` scale 1–10000 with runc's formula, v1's ``cpu.s
 from __future__ import annotations
 
 import os
-import re
 from .._record import record
 
 from ..errors import ConfigError
@@ -24,9 +23,20 @@ __all__ = ["Limits", "parse_memory", "parse_cpus", "parse_pids", "parse_cpuset",
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 # ASCII digits only: ``\d`` would take "٣" or "²"-like digits that docker refuses
-_MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.I)
+_MEMORY_RE = r"(?i)^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$"
 MAX_MEMORY = (1 << 63) - 1    # docker's: a size is an int64; also what the kernel files take
-_CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_CPUSET_RE = r"^\d+(-\d+)?(,\d+(-\d+)?)*$"
+_compiled: dict[str, object] = {}
+
+
+def _match(pattern: str, text: str):
+    """re, compiled on first use: the OCI runtime imports this module for every create and delete,
+    most of which parse no value (re imports enum; see v1.py)."""
+    rx = _compiled.get(pattern)
+    if rx is None:
+        import re
+        rx = _compiled[pattern] = re.compile(pattern)
+    return rx.match(text)
 
 MIN_MEMORY = 6 << 20          # docker's minimum: below this the runtime itself cannot start
 CPU_PERIOD_US = 100_000       # the CFS period docker and runc use (100 ms)
@@ -40,7 +50,7 @@ def parse_memory(value: str | int, *, what: str = "--memory", minimum: int = 1) 
     if isinstance(value, int):
         n = value
     else:
-        m = _MEMORY_RE.match(str(value))
+        m = _match(_MEMORY_RE, str(value))
         if not m:
             raise ConfigError(f"{what} {value!r}: not a size",
                               hint="use a number with an optional unit b, k, m or g, e.g. 64m")
@@ -92,7 +102,7 @@ def parse_pids(value: str | int, *, what: str = "--pids-limit") -> int:
 def parse_cpuset(value: str, *, what: str = "--cpuset-cpus") -> str:
     """``"0-1,3"``: the kernel's list format; each CPU must exist on this host."""
     text = str(value).strip()
-    if not _CPUSET_RE.match(text):
+    if not _match(_CPUSET_RE, text):
         raise ConfigError(f"{what} {value!r}: not a CPU list", hint="use e.g. 0 or 0-1 or 0,2")
     ncpu = os.cpu_count() or 1
     for part in text.split(","):

@@ -86,29 +86,31 @@ def _ancestors(cg: Cgroup, need: set[str]) -> list[str]:
     """Create missing levels above the group's parent (the backend makes only the last one);
     returns the directories made, deepest last, so that the teardown can remove exactly those."""
     made: list[str] = []
+    # the backends' string paths (_root, _parent, _hier, _mounts), not their Path ones: no pathlib
+    # in create (cgroups/v1.py says why)
     if cg.backend.version == 2:
-        root = cg.backend.root
-        rel = os.path.relpath(cg.backend.parent, root)
+        root = cg.backend._root
+        rel = os.path.relpath(cg.backend._parent, root)
         if rel in (".", "") or "/" not in rel:
             return made
         level = root
         for part in rel.split("/")[:-1]:
             cg.backend._enable(level, need, set(need) | {"cpu", "memory", "pids"})
-            level = level / part
+            level = os.path.join(level, part)
             if f.mkdir(level):
-                made.append(str(level))
+                made.append(level)
         cg.backend._enable(level, need)        # the backend enables below the parent itself
         return made
     rel = cg.backend.parent_name
     if "/" not in rel:
         return made
-    for m in cg.backend.hierarchies():
+    for m in cg.backend._hier():
         level = m
         for part in rel.split("/")[:-1]:
-            level = level / part
+            level = os.path.join(level, part)
             if f.mkdir(level):
-                made.append(str(level))
-                if m == cg.backend.mounts.get("cpuset"):
+                made.append(level)
+                if m == cg.backend._mounts.get("cpuset"):
                     cg.backend._copy_cpuset(level)
     return made
 
@@ -121,7 +123,7 @@ def missing_levels(path: str) -> list[str]:
     if "/" not in parent:
         return []
     cg = open_path(path)
-    roots = [cg.backend.root] if cg.backend.version == 2 else cg.backend.hierarchies()
+    roots = [cg.backend._root] if cg.backend.version == 2 else cg.backend._hier()
     levels = []
     parts = parent.split("/")[:-1]
     for r in roots:

@@ -13,8 +13,11 @@ The children notice a dead runtime as EOF on their socket and exit.
 from __future__ import annotations
 
 import os
-import signal
-import socket
+# The C modules, not `signal` and `socket`: those wrap them in enums (an import of enum in every
+# create, bench/README.md); a _socket.socket has the same send/recv/settimeout/connect/close, and its timeout is
+# TimeoutError, as socket.timeout is.
+import _signal as signal
+import _socket as socket
 import time
 
 from ..errors import ContainerError, exit_code

@@ -27,10 +27,13 @@ means it died: the child exits instead of going on with a half-made container.
 from __future__ import annotations
 
 import os
-import pickle
-import signal
+# The C halves, not `pickle` and `signal`: both Python modules import re/enum (in every create,
+# before its fork); the functions and constants are the same ones. syscalls (ctypes) is
+# imported by the forked stages themselves (_sc), not by the runtime, which never calls it: in the
+# child it runs while the runtime joins the cgroup (bench/README.md).
+import _pickle as pickle
+import _signal as signal
 
-from .. import syscalls as sc
 from ..errors import ExecError, MiniContainerError, exit_code
 from . import _security
 
@@ -182,9 +185,15 @@ def _fork_announced(sock, stage, *args) -> int:
     return pid
 
 
+def _sc():
+    from .. import syscalls
+    return syscalls
+
+
 def create_stage1(ctx, sock) -> None:
     """C. Never returns."""
     try:
+        sc = _sc()
         sc.set_dumpable(False)        # /proc/<pid>/exe is the host's python: not for the container
         from .. import namespaces
         # What the container's process imports later, now: after unshare(CLONE_NEWUSER) we are the
@@ -233,6 +242,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
     from . import hooks, mounts
     spec, proc = ctx.spec, ctx.spec.process
     try:
+        sc = _sc()
         sc.set_pdeathsig(0)
         os.setsid()
         _die_at("child-mounts")
@@ -300,6 +310,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
 def exec_stage1(ctx, sock) -> None:
     """C of ``exec``: joins the container's namespaces (those that differ from ours), forks G."""
     try:
+        sc = _sc()
         sc.set_dumpable(False)
         if recv(sock)[0] != "go":
             os._exit(1)
@@ -327,6 +338,7 @@ def _differs(pid: int, kind: str) -> bool:
 def exec_stage2(ctx, sock) -> None:
     proc = ctx.process
     try:
+        sc = _sc()
         sc.set_pdeathsig(0)
         if proc.terminal:
             os.setsid()

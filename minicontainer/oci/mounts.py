@@ -135,18 +135,20 @@ def _mount_cgroup(m, root: str, dest: str, flags: int, cgroup, new_cgroupns: boo
         else:
             fd = _on(root, dest)
             try:
-                sc.mount(str(be.dir(cgroup.name)), f"/proc/self/fd/{fd}", None, sc.MS_BIND)
+                sc.mount(be._d(cgroup.name), f"/proc/self/fd/{fd}", None, sc.MS_BIND)
             finally:
                 os.close(fd)
             _remount(root + dest, flags & ~sc.MS_REC)
         return
     rootfs.mount_in_root("tmpfs", root, dest, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
     base = root + dest                                      # a tmpfs we just made: no symlinks in it
-    for mountpoint in be.hierarchies():
+    # the backend's string paths, not hierarchies()' Path ones: no pathlib import in the container's
+    # set-up (cgroups/v1.py says why)
+    for mountpoint in be._hier():
         name = os.path.basename(mountpoint)
         target = os.path.join(base, name)
         os.mkdir(target, 0o755)
-        sc.mount(str(mountpoint / be.parent_name / cgroup.name), target, None, sc.MS_BIND)
+        sc.mount(be._group(mountpoint, cgroup.name), target, None, sc.MS_BIND)
         _remount(target, (flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)) | ro)
         if "," in name:
             for alias in name.split(","):

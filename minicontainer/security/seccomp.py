@@ -234,9 +234,11 @@ def key(seccomp: dict) -> str:
     return blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
-def _cache_dir():
+def _cache_dir() -> str:
     from .. import paths
-    return paths.state_root() / "seccomp"
+    # a string, not paths.state_root()'s Path: pathlib's import (re, enum) would be paid by every
+    # `minicontainer-oci create` (cgroups/v1.py says why)
+    return os.path.join(paths._state_root(), "seccomp")
 
 
 def compile(seccomp: dict, *, cache: bool = True) -> bytes:
@@ -250,7 +252,7 @@ def compile(seccomp: dict, *, cache: bool = True) -> bytes:
         return _memory_cache[k]
     path = None
     if cache:
-        path = _cache_dir() / f"{k}.bpf"
+        path = os.path.join(_cache_dir(), f"{k}.bpf")
         try:
             with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -266,7 +268,7 @@ def compile(seccomp: dict, *, cache: bool = True) -> bytes:
         _memory_cache[k] = prog
         try:
             from .. import private
-            private.make_dir(path.parent)
+            private.make_dir(os.path.dirname(path))
             private.write(path, prog)
         except OSError:
             pass    # a cache we cannot write is only slower

@@ -3,6 +3,7 @@ translation over a temporary directory tree that mimics cgroupfs (a new group di
 control files the kernel would create). The real runs are in tests/integration/test_cgroups.py."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +106,7 @@ def fake_fs(tmp_path, monkeypatch):
 
     def mkdir(path):
         made = real_mkdir(path)
+        path = Path(path)                 # the backends pass strings (no pathlib on the OCI path)
         if made:
             files = V2_FILES if "v2" in path.parts else {**{"cgroup.procs": ""},
                                                          **V1_FILES[_hierarchy(path, tmp_path)]}
@@ -220,7 +222,7 @@ def test_v1_memsw_order_when_lowering(fake_fs):
     real = _files.write
 
     def spy(path, value, **kw):
-        writes.append(path.name)
+        writes.append(os.path.basename(path))
         return real(path, value, **kw)
     cg = Cgroup.create("web", Limits(memory="64m"), backend=b)
     import minicontainer.cgroups.v1 as v1mod
