@@ -32,6 +32,15 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NGINX_CMD = ("nginx", "-g", "daemon off;")
 
 
+#: How the builder runs. mmdebstrap's ``--mode=unshare`` as root unshares a mount namespace but keeps
+#: the caller's propagation, so on a systemd host (/ rshared: the course's VMs) the unmounts of its
+#: clean-up reach the host: one build took every /sys/fs/cgroup mount of a shared namespace with it
+#: (11 → 0, here), and the VM's tests after it failed with "no cgroup file system is mounted". A
+#: mount namespace of its own with private propagation (util-linux unshare's default) keeps every
+#: mount event of the tool inside it. Rejected: ``--mode=root`` (it mounts in our namespace).
+PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private", "--")
+
+
 def _cache_name() -> str:
     key = hashlib.sha256(f"{SUITE} {VARIANT} {' '.join(sorted(PACKAGES))}".encode()).hexdigest()[:12]
     return f"debian-{SUITE}-{key}.tar"
@@ -45,7 +54,7 @@ def rootfs_tar() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
     part = tar.with_name(tar.name + f".{os.getpid()}.part")
     # --format: mmdebstrap guesses it from the name's extension, and ".part" is none (a directory)
-    argv = ["mmdebstrap", "--mode=unshare", "--format=tar", f"--variant={VARIANT}",
+    argv = [*PRIVATE_MOUNTS, "mmdebstrap", "--mode=unshare", "--format=tar", f"--variant={VARIANT}",
             f"--include={','.join(PACKAGES)}", SUITE, str(part)]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=600)

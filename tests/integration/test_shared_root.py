@@ -107,3 +107,24 @@ def test_notebook_03_leaves_no_mount_under_a_shared_root():
         shutil.rmtree(out_dir, ignore_errors=True)
     left = [line.strip() for line in r.stdout.splitlines() if "left behind" in line or "mounts:" in line]
     assert r.returncode == 0, "\n".join(left) or r.stdout[-4000:]
+
+
+def test_the_debian_builder_cannot_unmount_the_hosts_mounts():
+    """What mmdebstrap's clean-up amounts to under a shared / — a tool that unshares a mount namespace
+    without changing its propagation and unmounts — takes the host's mounts with it; run through
+    _debian.PRIVATE_MOUNTS (how the Debian image is built) the host keeps them."""
+    from tests.integration import _debian
+    tool = ["unshare", "--mount", "--propagation", "unchanged", "--", "sh", "-c", "umount -R /sys/fs/cgroup"]
+    count = 'grep -c " /sys/fs/cgroup" /proc/self/mountinfo || true'
+
+    def before_after(argv):
+        out = subprocess.run(["bash", str(SHARED_ROOT), "bash", "-c", f'{count}; "$@"; {count}', "probe", *argv],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return [int(n) for n in out.stdout.split()]
+
+    b, a = before_after(tool)
+    assert b > 0 and a == 0, (b, a)                 # the trap is real: the "host" lost them
+    b, a = before_after([*_debian.PRIVATE_MOUNTS, *tool])
+    assert b > 0 and a == b, (b, a)
+
