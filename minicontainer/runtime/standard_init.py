@@ -29,7 +29,8 @@ caller's ``finally`` is ``os._exit``.
 from __future__ import annotations
 
 import os
-import signal
+
+import _signal as signal  # the C half: `signal` imports enum (namespaces.py does the same)
 
 from ..errors import MiniContainerError, exit_code, from_oserror
 from .. import fastjson  # json without the package's import (fastjson.py)
