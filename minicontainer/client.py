@@ -54,7 +54,42 @@ def main() -> None:
         import site             # what `python` without -S would have done at start
         site.main()
     from minicontainer.cli import execute
-    sys.exit(execute(argv))
+    code = execute(argv)
+    if argv and argv[0] in QUICK_EXIT:
+        leave(code)
+    sys.exit(code)
+
+
+#: verbs run in-process that leave without the interpreter's teardown (:func:`leave`): the ones on
+#: the start path (issue 15's plain `run`, and create/start/rm), whose files are all closed by then
+QUICK_EXIT = ("run", "create", "start", "rm")
+
+
+def leave(code: int) -> None:
+    """Exit with ``code`` as ``sys.exit`` would, but without the interpreter's teardown (freeing
+    every module and object: a visible share of a plain ``run``, bench/README.md). What that
+    teardown does that a caller could see is done here first: atexit's handlers, stdout and stderr
+    flushed. Returns (the caller then uses ``sys.exit``) when that is not the whole story: a
+    non-daemon thread still runs (the interpreter would wait for it), or a flush fails (the
+    interpreter reports it and exits 120). Rejected: ``_exit`` for every verb (``serve`` and the
+    image verbs hold threads, connections and files of their own)."""
+    threading = sys.modules.get("threading")
+    if threading is not None and any(not t.daemon for t in threading.enumerate()
+                                     if t is not threading.main_thread()):
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    import atexit
+    atexit._run_exitfuncs()          # clears them: a later sys.exit does not run them twice
+    try:
+        sys.stdout.flush()           # what a handler printed
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    posix._exit(code)
 
 
 def wants_terminal(argv: list[str]) -> bool:

@@ -14,7 +14,6 @@ http.client), :mod:`.pull`, :mod:`.push`, :mod:`.export` (save), :mod:`.credenti
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 from .overlay import (OPAQUE_XATTR, du, is_opaque, is_whiteout, make_opaque, make_whiteout, mount_overlay,
                       overlay_options)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Sequence
 
 from .. import syscalls
 from ..errors import ConfigError, from_oserror, ImageError

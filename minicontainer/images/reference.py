@@ -18,8 +18,8 @@ laxer split on the last ``:`` (``127.0.0.1:5000/x`` would have tag ``5000/x``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from .._record import record  # not dataclasses: every `run` parses a reference, and dataclasses imports inspect (bench/README.md)
 from ..errors import ConfigError
 
 DEFAULT_DOMAIN = "docker.io"
@@ -36,7 +36,7 @@ _HEX64 = re.compile(r"[a-f0-9]{64}")
 _HINT = "use NAME[:TAG] or NAME@sha256:DIGEST, e.g. busybox:1.36 or 127.0.0.1:5000/team/app:v1"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reference:
     """A parsed reference. ``str()`` gives the full form (``docker.io/library/busybox:latest``)."""
     domain: str

@@ -22,7 +22,6 @@ mounts directories; unpacking once at import makes every container start free.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -33,6 +32,7 @@ from .._record import factory, record
 from pathlib import Path
 
 from .. import paths, private
+from .. import fastjson  # json without the package's import (fastjson.py)
 from ..errors import ConfigError, ConflictError, ImageError, NotFoundError, from_oserror
 from .overlay import OPAQUE_XATTR
 from .trees import _rmtree, copy_tree, tree_digest  # noqa: F401 - importable from here too
@@ -160,7 +160,7 @@ class ImageStore:
 
     def _refs(self) -> dict[str, str]:
         try:
-            return json.loads((self.root / "refs.json").read_text())
+            return fastjson.loads((self.root / "refs.json").read_text())
         except FileNotFoundError:
             return {}
 
@@ -168,7 +168,7 @@ class ImageStore:
         """``{"127.0.0.1:5000/app@sha256:…": image id}``: the manifest digests images were pulled by
         (Docker's RepoDigests), kept apart from tags: a digest names content, a tag moves."""
         try:
-            return json.loads((self.root / "digests.json").read_text())
+            return fastjson.loads((self.root / "digests.json").read_text())
         except FileNotFoundError:
             return {}
 
@@ -183,7 +183,7 @@ class ImageStore:
         return sorted(k for k, v in self._digests().items() if v == iid)
 
     def _write_json(self, path: Path, data) -> None:
-        private.write(path, json.dumps(data, indent=1, sort_keys=True))
+        private.write(path, fastjson.dumps(data, indent=1, sort_keys=True))
 
     # --- layers ---------------------------------------------------------------------------------
     def layer_dir(self, layer_id: str) -> Path:
@@ -213,7 +213,7 @@ class ImageStore:
             # 0700 tmp dir: never a moment open to other users once in layers/
             os.chmod(tmp / "diff", 0o700)
             from .overlay import du
-            private.write(tmp / "layer.json", json.dumps({"id": lid, "source": source,
+            private.write(tmp / "layer.json", fastjson.dumps({"id": lid, "source": source,
                                                           "size": du(tmp / "diff"), "created": time.time()}))
             os.rename(tmp, final)
         return lid
@@ -233,7 +233,7 @@ class ImageStore:
             normalize_ref(name)                   # a bad name: before the image record exists
         cfg = _clean_config(config)
         import hashlib  # lazily: off the start path of `run`
-        iid = hashlib.sha256(json.dumps({"layers": layers, "config": cfg}, sort_keys=True)
+        iid = hashlib.sha256(fastjson.dumps({"layers": layers, "config": cfg}, sort_keys=True)
                              .encode()).hexdigest()
         with self.lock():
             rec = self.root / "images" / f"{iid}.json"
@@ -248,7 +248,7 @@ class ImageStore:
 
     def _load(self, iid: str) -> Image:
         try:
-            d = json.loads((self.root / "images" / f"{iid}.json").read_text())
+            d = fastjson.loads((self.root / "images" / f"{iid}.json").read_text())
         except FileNotFoundError:
             raise NotFoundError(f"image {iid[:12]}: no such image in {self.root}", hint=_HINT) from None
         names = sorted(r for r, i in self._refs().items() if i == iid)
@@ -316,7 +316,7 @@ class ImageStore:
         bb_digest = busybox.digest(cache=self.root / "busybox.digest")
         try:
             img = self.get("busybox")
-            meta = json.loads((self.layer_dir(img.layers[0]).parent / "layer.json").read_text())
+            meta = fastjson.loads((self.layer_dir(img.layers[0]).parent / "layer.json").read_text())
             if meta.get("source") == f"busybox {bb_digest[:16]}":
                 return img
         except (NotFoundError, OSError, IndexError, ValueError):
@@ -399,7 +399,7 @@ class ImageStore:
                     out.append(f"deleted: {iid[:12]}")
                     continue
                 try:
-                    keep_layers.update(json.loads(rec.read_text())["layers"])
+                    keep_layers.update(fastjson.loads(rec.read_text())["layers"])
                 except (OSError, ValueError, KeyError, TypeError):
                     return out                  # an unreadable image record: keep every layer
             for entry in (self.root / "cache").iterdir():

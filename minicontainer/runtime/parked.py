@@ -8,11 +8,11 @@ it for the ``run`` that fits). What runs inside, C and G, is in standard_init.py
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import ExitStack
 
 from .. import private
+from .. import fastjson  # json without the package's import (fastjson.py)
 from ..errors import ExecError, MiniContainerError, from_oserror
 from . import standard_init, teardown
 from .container import find_image, image_store, me
@@ -102,7 +102,7 @@ class Parked:
                "pty": pty is not None}
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) if pty is not None else -1
         try:
-            fdpass.send(self.sock, json.dumps(msg).encode(), fdpass.stdio((null,) * 3 if pty else stdio))
+            fdpass.send(self.sock, fastjson.dumps(msg).encode(), fdpass.stdio((null,) * 3 if pty else stdio))
             if pty is not None:
                 _, fds = fdpass.recv(self.sock, 16, 1)     # b"" and none: G failed (its line says why)
                 if not fds:
@@ -217,7 +217,7 @@ def park_spare(image: str = "busybox") -> Parked:
     with ExitStack() as undo:
         layer = store.create_container_layer(cid)
         undo.callback(teardown.release_layer, cid)
-        private.write(layer.path / "spare", json.dumps(me()))
+        private.write(layer.path / "spare", fastjson.dumps(me()))
         spec = {"cid": cid, "names": ["uts", "ipc", "pid", "net"], "join_net": None,
                 "lowerdirs": img.lowerdirs, "upperdir": str(layer.upperdir),
                 "workdir_ovl": str(layer.workdir), "image_id": img.id}

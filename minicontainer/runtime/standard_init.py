@@ -28,11 +28,12 @@ caller's ``finally`` is ``os._exit``.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
+
+import _signal as signal  # the C half: `signal` imports enum (namespaces.py does the same)
 
 from ..errors import MiniContainerError, exit_code, from_oserror
+from .. import fastjson  # json without the package's import (fastjson.py)
 from .config import ContainerConfig
 
 
@@ -229,7 +230,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         os._exit(0)                 # discarded: nobody needs this container after all
     if spec.get("slim"):
         _watch_monitor(spec["monitor"], fail)
-    msg = json.loads(body)
+    msg = fastjson.loads(body)
     if not msg.get("pty"):
         sock.close()                # -t: kept, the terminal's master goes back on it (below)
     for i, fd in enumerate(fds[:3]):

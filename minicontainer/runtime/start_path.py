@@ -21,13 +21,13 @@ step (teardown.STEPS) to prove that ``gc`` then finds everything through the rec
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from contextlib import ExitStack
 
 from .._record import record
+from .. import fastjson  # json without the package's import (fastjson.py)
 from ..errors import ContainerError, exit_code
 from . import state, teardown
 from .config import ContainerConfig
@@ -131,7 +131,7 @@ def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
                 on_started(rec)
             if detached:       # the monitor, PID 1's parent now: wait as a bare interpreter (waiter.py)
                 from . import waiter
-                waiter.become("supervise", pid, json.dumps({"id": rec["id"], "cgroup": cg.name,
+                waiter.become("supervise", pid, fastjson.dumps({"id": rec["id"], "cgroup": cg.name,
                                                             "network": cfg.network, "path": sys.path}))
         _, status = os.waitpid(pid, 0)
         undo.pop_all()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths, private
+from .. import fastjson  # json without the package's import (fastjson.py)
 from ..errors import ContainerError, NotFoundError, from_oserror
 
 _ROOT_HINT = "the state root must be writable by root (MINICONTAINER_STATE_ROOT moves it)"
@@ -51,7 +51,7 @@ def write(rec: dict) -> None:
         private.make_dir(d, root=root())
         # no indent: json's C encoder only serves indent=None (the Python one is slower). 0600: the
         # record holds the container's environment (-e DB_PASSWORD=…)
-        private.write(d / "state.json", json.dumps(rec, sort_keys=True))
+        private.write(d / "state.json", fastjson.dumps(rec, sort_keys=True))
     except OSError as exc:
         raise from_oserror(exc, "write the container's record", d / "state.json") from exc
 
@@ -107,7 +107,7 @@ def _load(cid: str) -> dict:
     """The record of ``cid``: FileNotFoundError when there is none, BrokenRecordError when it is not
     a record of ours."""
     try:
-        rec = json.loads((root() / cid / "state.json").read_text())
+        rec = fastjson.loads((root() / cid / "state.json").read_text())
     except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as exc:

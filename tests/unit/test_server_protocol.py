@@ -175,3 +175,26 @@ def test_the_server_notices_a_changed_package(tmp_path):
         assert w.stale()
     finally:
         w.close()
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_leaving_without_teardown_keeps_what_a_caller_sees(thread):
+    """client.leave (a plain `run`'s exit): the code, buffered output, atexit's handlers — and
+    with a non-daemon thread still running, the interpreter's own exit, which waits for it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, atexit, threading, time; sys.path.insert(0, sys.argv[1])\n"
+            "from minicontainer import client\n"
+            "atexit.register(lambda: print('bye'))\n"
+            "if sys.argv[2] == 'True':\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()\n"
+            "print('hi', end=' ')\n"
+            "client.leave(3)\n"
+            "sys.exit(4)\n")
+    p = subprocess.run([sys.executable, "-S", "-c", code, str(Path(__file__).resolve().parents[2]), str(thread)],
+                       capture_output=True, text=True, timeout=30)
+    if thread:      # leave returned: sys.exit(4) waited for the thread, then ran the handler
+        assert (p.returncode, p.stdout) == (4, "hi thread\nbye\n")
+    else:
+        assert (p.returncode, p.stdout) == (3, "hi bye\n")
