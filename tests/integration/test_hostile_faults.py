@@ -60,9 +60,13 @@ def _left(env) -> list[str]:
         # seccomp/<key>.bpf: the compiled-profile cache (security/seccomp.py), one file per profile
         # for every container, not a container's state — kept like the image store's layers
         cache = os.path.basename(dirpath) == "seccomp"
+        # apparmor/minicontainer-default: the profile as loaded into the kernel, once per boot for every
+        # container (security/apparmor.py; only where the kernel has AppArmor: the VMs)
+        profile = os.path.basename(dirpath) == "apparmor"
         # .private: the root's mark that old entries were closed (private.tighten_root), the root's own
         out += [os.path.join(dirpath, f) for f in files
                 if not f.endswith(".lock") and not (cache and f.endswith(".bpf"))
+                and not (profile and f == "minicontainer-default")
                 and not (dirpath == str(state) and f == private.MARK)]
     layers = Path(env["MINICONTAINER_DATA_ROOT"], "containers")
     if layers.is_dir():
