@@ -369,7 +369,7 @@ def _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confin
                     env.setdefault("HOME", "/root")
                     os.closerange(3, ew)                       # nothing of ours leaks into RUN,
                     os.closerange(ew + 1, 1 << 16)             # ew closes itself on exec (CLOEXEC)
-                    apply(confined)
+                    apply(confined, apparmor_now=True)     # the profile now: pdeathsig survives the exec
                     os.execvpe(argv[0], argv, env)
                 except BaseException as exc:          # noqa: BLE001 - reported to the parent
                     os.write(ew, f"{exc}\n".encode())

@@ -291,15 +291,16 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     if cfg.tty and os.isatty(0):
         make_controlling(0)  # noqa: F821 - imported above when cfg.tty
     # The user's numbers from the container's /etc, then capabilities, seccomp, no_new_privs, the
-    # ids and the AppArmor exec transition in security.apply's order: the last step before exec
-    # (with --init, tini's exec: PID 1 is confined as well, as Docker's tini is, and the command it
-    # forks and execs inherits the profile).
+    # ids and the AppArmor profile in security.apply's order: the last step before exec (with
+    # --init, tini's exec: PID 1 is confined as well, as Docker's tini is, and the command it forks
+    # and execs inherits the profile). The profile now, not at execve: AppArmor clears the
+    # parent-death signal at an exec that changes the profile, and PID 1 would outlive its monitor.
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
     if prepared is not None:
         from ..security import apply
-        apply(prepared)
+        apply(prepared, apparmor_now=True)
     if deathsig and not sc.get_pdeathsig():
         # The kernel cleared the parent-death signal when the credentials changed (-u, or the
         # remapped user namespace's root): set it again, as runc does after its setuid, or a container

@@ -170,7 +170,7 @@ def prepare(sec: ProcessSecurity) -> Prepared:
                     _rlimits(sec.rlimits), sec.oom_score_adj, summary=summary, apparmor_profile=profile)
 
 
-def apply(p: Prepared) -> None:
+def apply(p: Prepared, *, apparmor_now: bool = False) -> None:
     """In the container's process, the last step before execve (after pivot_root, mounts, hostname,
     cwd). runc's order, and why:
 
@@ -184,13 +184,15 @@ def apply(p: Prepared) -> None:
     5. setgroups/setresgid/setresuid, with PR_SET_KEEPCAPS so a non-root uid keeps its permitted set;
     6. capset (effective, permitted, inheritable), then the ambient set; then the umask;
     7. the AppArmor profile: ``exec NAME`` to /proc/thread-self/attr/apparmor/exec — it takes effect
-       at execve, so no line of ours runs confined, whatever comes between (runc's exec path puts it
-       here too, after the ids; its start path earlier: the place does not change what the program
-       runs under). The file is 0666 (a non-root user may write its own) and Docker's seccomp
-       allows the open and write (``--init``: tini's exec takes it, the command it execs inherits
-       it). ``unconfined`` writes
-       nothing: the process keeps the runtime's own label — unconfined, unless the runtime is
-       confined itself, and then it cannot hand out more than it has;
+       at execve (runc's exec path puts it here too, after the ids; its start path earlier: the place
+       does not change what the program runs under). ``apparmor_now`` (the engine's containers, whose
+       PID 1 must die with its monitor): ``changeprofile NAME`` to attr/apparmor/current instead, in
+       force at once — a profile change *at* execve clears the parent-death signal, one before it
+       does not; what follows is the seccomp load and the execve. The files are 0666 (a non-root
+       user may write its own) and Docker's seccomp allows the open and write (``--init``: tini's
+       exec takes it, the command it execs inherits it). ``unconfined`` writes nothing: the process
+       keeps the runtime's own label — unconfined, unless the runtime is confined itself, and then
+       it cannot hand out more than it has;
     8. with no_new_privs: the seccomp filter last, so it does not have to allow our own set-up calls.
     """
     import os
@@ -239,6 +241,6 @@ def apply(p: Prepared) -> None:
         os.umask(p.umask)
     if p.apparmor_profile and p.apparmor_profile != "unconfined":
         from . import apparmor        # imported by prepare: after pivot_root no import finds the package
-        apparmor.change_onexec(p.apparmor_profile)
+        (apparmor.change_profile if apparmor_now else apparmor.change_onexec)(p.apparmor_profile)
     if p.no_new_privileges and p.seccomp_program is not None:
         sc.load(p.seccomp_program, p.seccomp_flags)

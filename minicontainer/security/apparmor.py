@@ -10,11 +10,14 @@ Three places, as Docker and runc split them:
    rendered from ``profiles/minicontainer-default`` and loaded with ``apparmor_parser -Kr`` if the
    kernel does not list it yet — once per boot, not once per container; another name must already be
    loaded (one line, exit 125, saying how to load it);
-3. in the container's process, with the rest of ``security.apply``: ``exec NAME`` written to
-   ``/proc/self/attr/apparmor/exec`` (:func:`change_onexec`). Nothing changes until execve: the
-   kernel switches the profile as it loads the container's program, so no line of the runtime's own
-   Python runs confined. With ``--init`` the transition happens at tini's execve; the command it execs
-   inherits the profile.
+3. in the container's process, with the rest of ``security.apply``. The OCI runtime writes
+   ``exec NAME`` to ``/proc/self/attr/apparmor/exec`` (:func:`change_onexec`, runc's way): the
+   kernel switches the profile as it loads the container's program. The engine's containers switch
+   just before their execve instead (:func:`change_profile`): an exec that changes the profile makes
+   AppArmor clear the parent-death signal (its ``bprm_committing_creds`` hook), and a container must
+   die with its monitor. Only an execve runs confined that would have anyway; it is then an exec
+   *inside* the profile, so the profile must allow it (ours has ``file,``). With ``--init`` tini is
+   confined the same way and the command it execs inherits the profile.
 
 Rejected: ``aa-exec`` as the container's first program (one more host binary inside the container's
 PID namespace, and the profile would be chosen by a path the container controls); libapparmor
@@ -224,6 +227,12 @@ def _write_attr(name: str, value: str) -> None:
 def change_onexec(name: str) -> None:
     """libapparmor's ``aa_change_onexec``: ``name`` from this process's next execve on."""
     _write_attr("exec", "exec " + name)
+
+
+def change_profile(name: str) -> None:
+    """libapparmor's ``aa_change_profile``: ``name`` now, for this thread (the engine's containers,
+    the last step before their execve; see ``security.apply``)."""
+    _write_attr("current", "changeprofile " + name)
 
 
 def current() -> str:

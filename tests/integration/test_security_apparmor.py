@@ -170,7 +170,8 @@ def test_oci_runtime_applies_process_apparmorProfile(oci_env, tmp_path):
     write_config(b, cfg)
     out = open(tmp_path / "out", "w+")
     with Subreaper():
-        assert oci(oci_env, "create", "--bundle", str(b), "aa2", stdout=out).returncode == 0
+        assert oci(oci_env, "create", "--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "aa2",
+                   stdout=out).returncode == 0
         assert oci(oci_env, "start", "aa2").returncode == 0
         proc = dict(cfg["process"], args=["cat", "/proc/self/attr/current"])
         proc.pop("apparmorProfile")                                    # runc's rule: the container's
@@ -181,6 +182,7 @@ def test_oci_runtime_applies_process_apparmorProfile(oci_env, tmp_path):
         (tmp_path / "p.json").write_text(json.dumps(proc))
         assert oci(oci_env, "exec", "--process", str(tmp_path / "p.json"), "aa2", stdout=ex).returncode == 0
         assert oci(oci_env, "delete", "--force", "aa2").returncode == 0
+        assert Subreaper.wait(int((tmp_path / "pid").read_text())) == -9   # ours to reap, as conmon's
     out.seek(0)
     ex.seek(0)
     assert out.read().split("\n")[0] == CONFINED
