@@ -4,7 +4,10 @@ same quiet gap: bench/oci_latency.py's round (create, start, reap, delete). Meas
     sudo flock -o /work/kernel.lock .venv/bin/python bench/oci_ab.py N GAP NAME=PATH [NAME=PATH ...]
 
 e.g. ``old=/tmp/old/minicontainer-oci new=.venv/bin/minicontainer-oci`` (an old build: ``git archive
-REV minicontainer | tar -x -C /tmp/old`` and a script that puts /tmp/old first on sys.path).
+REV minicontainer | tar -x -C /tmp/old`` and a script that puts /tmp/old first on sys.path). Compile
+each build's byte code first (``python -m compileall -q /tmp/old``): where PYTHONDONTWRITEBYTECODE is
+set (this machine sets it), a build never run before would otherwise compile every module on every
+call, and measure the compiler.
 """
 import ctypes, os, shutil, statistics, sys, tempfile, time
 from pathlib import Path

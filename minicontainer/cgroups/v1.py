@@ -78,6 +78,10 @@ class V1Backend:
         from pathlib import Path
         return Path(self._dir(name, controller))
 
+    def where(self, name: str, controller: str) -> str | None:
+        """The group's directory in ``controller``'s hierarchy as a string, None if none is mounted."""
+        return self._dir(name, controller) if controller in self._mounts else None
+
     def file(self, name: str, filename: str) -> Path:
         """``memory.max_usage_in_bytes`` → the memory hierarchy's copy; ``cgroup.procs`` → the first."""
         from pathlib import Path

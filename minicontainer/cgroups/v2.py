@@ -60,6 +60,10 @@ class V2Backend:
     def dirs(self, name: str) -> dict[str, Path]:
         return {"unified": self.dir(name)}
 
+    def where(self, name: str, controller: str) -> str | None:
+        """The group's directory as a string (the OCI start path imports no pathlib): one for all."""
+        return self._d(name)
+
     def file(self, name: str, filename: str) -> Path:
         from pathlib import Path
         return Path(self._f(name, filename))

@@ -346,13 +346,18 @@ def _publish(cid: str, bridge: str, ip: str, ports) -> None:
 
 
 def _unpublish(cid: str, bridge: str) -> None:
-    import subprocess
-    subprocess.run(["nft", "delete", "table", "ip", f"{_nft_table(bridge)}_{cid[:12]}"], capture_output=True)
+    """The container's nft table, then its port claims. _publish writes the claims before it makes
+    the table, and this removes them after it, so a table never exists without its claims (also
+    after a crash in either): a container with no claim has no table, and no ``nft`` to run."""
     d = paths.state_root() / "network" / "ports"
     with _locked():
-        for f in (d.iterdir() if d.is_dir() else ()):
-            if f.read_text() == cid:
-                f.unlink()
+        mine = [f for f in (d.iterdir() if d.is_dir() else ()) if f.read_text() == cid]
+        if mine:
+            import subprocess
+            subprocess.run(["nft", "delete", "table", "ip", f"{_nft_table(bridge)}_{cid[:12]}"],
+                           capture_output=True)
+        for f in mine:
+            f.unlink()
 
 
 def _bridge_up(ipr, bridge: str, gateway: str, prefixlen: int) -> int:

@@ -127,7 +127,8 @@ def inspect(ref: str) -> dict:
     """The record, with Docker's ``State``, ``AppArmorProfile`` (the profile the container runs
     under: ``minicontainer-default``, ``unconfined``, a name, or "" on a kernel without AppArmor),
     ``HostConfig.SecurityOpt``/``Privileged`` (the flags as given) and ``HostConfig.UsernsMode`` (host,
-    or remap with the maps in ``HostConfig.IdMappings``); the effective capabilities, seccomp and
+    or remap with the maps in ``HostConfig.IdMappings``), ``GraphDriver`` (the overlay's directories;
+    for a remapped container ``UsernsLayers``: idmapped mounts or chowned copies); the effective capabilities, seccomp and
     device rules are the record's ``security``. A broken record: its stand-in, to show what is wrong."""
     rec = live(ref, broken_ok=True)
     if rec["status"] != "broken":
@@ -137,6 +138,13 @@ def inspect(ref: str) -> dict:
         rec["HostConfig"] = {"SecurityOpt": list(cfg.get("security_opt") or []) or None,
                              "Privileged": bool(cfg.get("privileged")),
                              "UsernsMode": cfg.get("userns", "host"), "IdMappings": rec.get("idmap")}
+        # Docker's storage section. UsernsLayers (ours): how a remapped container sees the image's
+        # layers — "idmap" (idmapped mounts of LowerDir) or "copy" (LowerDir are chowned copies)
+        data = {"LowerDir": ":".join(rec.get("lowerdirs") or []), "UpperDir": rec.get("upperdir"),
+                "WorkDir": rec.get("workdir_ovl")}
+        if rec.get("idmap"):
+            data["UsernsLayers"] = rec.get("userns_layers") or "idmap"
+        rec["GraphDriver"] = {"Name": "overlay", "Data": data}
     return rec
 
 

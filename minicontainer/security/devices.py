@@ -251,36 +251,35 @@ def apply(cgroup, rules) -> None:
     attaches the program to the group's directory. Before the container's process runs in it."""
     rules = validate(rules)
     backend = cgroup.backend
+    d = backend.where(cgroup.name, "devices")        # a string: no pathlib on the OCI start path
     if getattr(backend, "version", None) == 2:
-        d = cgroup.dirs()["unified"]
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            old = attached(fd, str(d))
+            old = attached(fd, d)
             prog = load_program(rules)
             try:
-                attach(fd, prog, str(d))
+                attach(fd, prog, d)
             finally:
                 os.close(prog)            # the cgroup holds the program now
             # runc's order: the new program first, then the old ones go, so that no moment
             # is without rules (ALLOW_MULTI runs them all: an old stricter one would still deny)
             for prog_id in old:
-                detach(fd, prog_id, str(d))
+                detach(fd, prog_id, d)
         finally:
             os.close(fd)
         return
-    d = cgroup.dirs().get("devices")
     if d is None:
         raise SecurityError(f"device rules for cgroup {cgroup.name}: no v1 devices hierarchy",
                             hint="mount it (mount -t cgroup -o devices none /sys/fs/cgroup/devices)")
     for fname, line in v1_lines(rules):
         try:
-            fd = os.open(d / fname, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(os.path.join(d, fname), os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, line.encode())
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise SecurityError(f"write {line!r} to {d / fname}", err=exc.errno,
+            raise SecurityError(f"write {line!r} to {os.path.join(d, fname)}", err=exc.errno,
                                 hint="v1 allows only what the parent group allows") from None
 
 

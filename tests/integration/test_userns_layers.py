@@ -62,6 +62,9 @@ def test_the_copy_shows_the_images_files_as_roots_and_is_the_ranges_on_the_host(
         assert p.returncode == 0, (p.stdout, p.stderr)
         assert p.stdout.split() == ["0:0", "0", "wrote", "0"], p.stdout
         rec = json.loads(mc(env, "inspect", "uc1", check=0).stdout)
+        gd = rec["GraphDriver"]["Data"]
+        assert gd["UsernsLayers"] == "copy" and gd["UpperDir"] == rec["upperdir"], gd
+        assert {Path(d).parent.name for d in gd["LowerDir"].split(":")} == {"userns"}, gd   # the copies
         upper = Path(rec["upperdir"])
         own = {n: (os.lstat(upper / n).st_uid, os.lstat(upper / n).st_gid) for n in ("bin", "bin/new", "etc/passwd", "f")}
         assert own == {n: (s, g) for n in own}, own            # copied up from the copy: the range's
@@ -132,8 +135,11 @@ def test_auto_probes_once_and_keeps_the_answer_with_the_kernel_release(env):
     data = Path(env["MINICONTAINER_DATA_ROOT"])
     (data / userns_layers.PROBE_FILE).unlink(missing_ok=True)
     _image(env, "uc-auto", "true > /auto")
-    p = mc(auto, "run", "--rm", "--network", "none", "--userns=remap", "uc-auto", "stat", "-c", "%u", "/auto")
+    p = mc(auto, "run", "--name", "uc-a", "--network", "none", "--userns=remap", "uc-auto", "stat", "-c", "%u", "/auto")
     assert p.returncode == 0 and p.stdout == "0\n", (p.stdout, p.stderr)
+    gd = json.loads(mc(env, "inspect", "uc-a").stdout)["GraphDriver"]["Data"]
+    mc(env, "rm", "uc-a")
+    assert gd["UsernsLayers"] == "idmap" and "/userns/" not in gd["LowerDir"], gd
     answer = json.loads((data / userns_layers.PROBE_FILE).read_text())
     assert answer == {"kernel": os.uname().release, "idmap": True, "why": ""}, answer
     assert stat.S_IMODE(os.stat(data / userns_layers.PROBE_FILE).st_mode) == 0o600
