@@ -11,6 +11,12 @@ id, :func:`copy_shifted` copies a tree. The rules:
   shows as 65534, as the same file does through an idmapped mount (the kernel's INVALID_UID), and root
   inside may not chown or write it — the same behaviour either way. POSIX ACLs' user and group
   entries are shifted by the same rule;
+* **file capabilities** (``security.capability``) name the root they belong to: a v2 value (an
+  image's, written on a host) is the host root's, honoured in every user namespace; a v3 value
+  carries a ``rootid`` and is honoured only where that id is root (the namespace and those below
+  it). The copy gets the v3 form with ``rootid`` = the range's host id for 0, a v3 value's rootid
+  shifted like an owner: what an idmapped mount shows the same file as, so both ways give the
+  container the same file capabilities (and a copy's ``ping`` is the range's, not the host's);
 * **everything else is kept**: modes (setuid/setgid included: ``chown`` clears them, so the mode is
   set after the owner), every xattr (``trusted.overlay.opaque``, overlay's xattr whiteouts, file
   capabilities — which ``chown`` also drops, so they are set after it too), whiteouts (character
@@ -62,6 +68,29 @@ def shift_acl(value: bytes, uids, gids) -> bytes:
             n = shift(n, gids)
         out += struct.pack("<HHI", tag, perm, n)
     return bytes(out)
+
+
+_FCAPS = "security.capability"
+_VFS_CAP_REVISION_MASK, _VFS_CAP_REVISION_2, _VFS_CAP_REVISION_3 = 0xFF000000, 0x02000000, 0x03000000
+_FCAPS_V2_SIZE, _FCAPS_V3_SIZE = 20, 24       # magic + 2 × (permitted, inheritable); v3: + rootid
+
+
+def shift_fcaps(value: bytes, uids) -> bytes:
+    """A ``security.capability`` xattr for the range: v2 → v3 with rootid = the host id of root 0,
+    v3 with its rootid shifted. Another shape (v1, garbage) is returned as it is (the kernel judges)."""
+    if len(value) not in (_FCAPS_V2_SIZE, _FCAPS_V3_SIZE):
+        return value
+    magic = struct.unpack_from("<I", value)[0]
+    rev = magic & _VFS_CAP_REVISION_MASK
+    if rev == _VFS_CAP_REVISION_2 and len(value) == _FCAPS_V2_SIZE:
+        root = 0
+    elif rev == _VFS_CAP_REVISION_3 and len(value) == _FCAPS_V3_SIZE:
+        root = struct.unpack_from("<I", value, _FCAPS_V2_SIZE)[0]
+    else:
+        return value
+    flags = magic & ~_VFS_CAP_REVISION_MASK
+    return (struct.pack("<I", _VFS_CAP_REVISION_3 | flags) + value[4:_FCAPS_V2_SIZE]
+            + struct.pack("<I", shift(root, uids)))
 
 
 def copy_shifted(src, dst, idmap: dict, *, progress=None) -> int:
@@ -146,6 +175,8 @@ def _attributes(s: str, d: str, st: os.stat_result, uids, gids) -> None:
         value = os.getxattr(s, name, follow_symlinks=False)
         if name in _ACLS:
             value = shift_acl(value, uids, gids)
+        elif name == _FCAPS:
+            value = shift_fcaps(value, uids)
         os.setxattr(d, name, value, follow_symlinks=False)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(d, stat.S_IMODE(st.st_mode))

@@ -80,6 +80,29 @@ def test_the_copy_shows_the_images_files_as_roots_and_is_the_ranges_on_the_host(
     _nothing_left(env)
 
 
+def test_a_file_capability_works_for_a_non_root_user_both_ways(env):
+    """ping's way (cap_net_raw+ep on the binary): the copy keeps it (chown drops file capabilities,
+    so they are set after the owner) in the form the idmapped mount shows — owned by the range's root."""
+    _image(env, "uc-caps", "mkdir /capbin && cp /bin/busybox /capbin/cat")
+    layer = next(Path(d) for d in _store(env).get("uc-caps").lowerdirs if Path(d, "capbin").is_dir())
+    v2 = (0x02000001).to_bytes(4, "little") + (1 << 13).to_bytes(4, "little") + bytes(12)   # +ep
+    os.setxattr(layer / "capbin" / "cat", "security.capability", v2)
+    try:
+        for mode in ("copy", "idmap"):
+            p = mc(dict(env, MINICONTAINER_USERNS_LAYERS=mode), "run", "--rm", "--network", "none",
+                   "--userns=remap", "--user", "1000", "uc-caps", "/capbin/cat", "/proc/self/status")
+            assert p.returncode == 0, (mode, p.stderr)
+            eff = [ln.split()[1] for ln in p.stdout.splitlines() if ln.startswith("CapEff:")]
+            assert eff == ["0000000000002000"], (mode, eff)             # CAP_NET_RAW, from the file
+        copy = next(c for c in (_copy(env, "uc-caps", i) for i in range(2)) if (c / "capbin").is_dir())
+        v3 = os.getxattr(copy / "capbin" / "cat", "security.capability")
+        assert v3[:4] == (0x03000001).to_bytes(4, "little") and v3[4:20] == v2[4:]
+        assert int.from_bytes(v3[20:], "little") == int(env["SUB"])
+    finally:
+        mc(env, "rmi", "uc-caps", check=0)
+    _nothing_left(env)
+
+
 def test_a_second_run_reuses_the_copy(env):
     mc(env, "run", "--rm", "--network", "none", "--userns=remap", "busybox", "true", check=0)
     copy = _copy(env, "busybox")

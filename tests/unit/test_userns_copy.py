@@ -13,7 +13,7 @@ import pytest
 
 from minicontainer.errors import ConfigError
 from minicontainer.images import shifted
-from minicontainer.images.shifted import NOBODY, copy_shifted, shift, shift_acl
+from minicontainer.images.shifted import NOBODY, copy_shifted, shift, shift_acl, shift_fcaps
 from minicontainer.runtime import userns_layers
 
 SUB = 100000
@@ -49,6 +49,19 @@ def test_acl_user_and_group_entries_are_shifted_the_rest_kept():
     assert out == _acl((0x01, 7, 0xFFFFFFFF), (0x02, 5, SUB + 1000), (0x04, 5, 0xFFFFFFFF),
                        (0x08, 4, SUB + 7 + 50), (0x10, 7, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF))
     assert shift_acl(b"\x02\x00\x00\x00\x01", [], []) == b"\x02\x00\x00\x00\x01"     # not an ACL: as is
+
+
+def test_file_capabilities_become_v3_owned_by_the_ranges_root():
+    body = struct.pack("<IIII", 1 << 13, 0, 0, 0)                         # cap_net_raw permitted
+    v2_eff = struct.pack("<I", 0x02000001) + body                          # +ep: the effective flag
+    assert shift_fcaps(v2_eff, IDMAP["uidMappings"]) == struct.pack("<I", 0x03000001) + body + struct.pack("<I", SUB)
+    v3 = struct.pack("<I", 0x03000000) + body
+    assert shift_fcaps(v3 + struct.pack("<I", 0), IDMAP["uidMappings"]) == v3 + struct.pack("<I", SUB)
+    assert shift_fcaps(v3 + struct.pack("<I", 1000), IDMAP["uidMappings"]) == v3 + struct.pack("<I", SUB + 1000)
+    # a root outside the range: nobody's, which no remapped container is root of (ignored there)
+    assert shift_fcaps(v3 + struct.pack("<I", 70000), IDMAP["uidMappings"]) == v3 + struct.pack("<I", NOBODY)
+    for odd in (b"", b"\x00\x00\x00\x01" + bytes(8), struct.pack("<I", 0x03000000) + body):   # v1, v3 cut short
+        assert shift_fcaps(odd, IDMAP["uidMappings"]) == odd
 
 
 def test_the_knob_defaults_to_auto_and_refuses_other_values(monkeypatch):
@@ -96,7 +109,9 @@ def test_the_copy_keeps_everything_but_the_owners_which_it_shifts(tmp_path):
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (SUB, SUB + 7, 0o4755)
     assert st.st_ino == os.lstat(dst / "bin" / "su2").st_ino and st.st_nlink == 2
     assert (dst / "bin" / "su").read_bytes() == b"#!setuid"
-    assert os.getxattr(dst / "bin" / "ping", "security.capability") == cap
+    # v3, rootid = the range's root: honoured in the container's user namespace (see shift_fcaps)
+    v3 = b"\x00\x00\x00\x03" + cap[4:] + struct.pack("<I", SUB)
+    assert os.getxattr(dst / "bin" / "ping", "security.capability") == v3
     assert os.lstat(dst / "bin" / "ping").st_mtime_ns == 1_000_000_000
     assert os.getxattr(dst / "opq", "trusted.overlay.opaque") == b"y"
     st = os.lstat(dst / "link")
