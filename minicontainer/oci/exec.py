@@ -51,6 +51,13 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
     try:
         if cg is not None and cg.exists():
             cg.add(c)
+        if not detach:
+            # the signals to forward wait (blocked, pending) from here until forwarding is in place:
+            # the process may run, and its caller signal us, before we know its pid
+            import signal
+            forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                         signal.SIGUSR2)
+            signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
         init.send(parent, "go")
         deadline = time.monotonic() + _TIMEOUT
         while True:
@@ -77,15 +84,14 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
         statemod.write_pid_file(pid_file, pid)
     if not detach:
         # runc exec forwards the signals it gets to the process (a ^C, a `kill` of the runtime)
-        import signal
-
         def forward(sig, _frame):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        for sig in forwarded:
             signal.signal(sig, forward)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)     # one that came meanwhile: now
     while True:
         try:
             status_ = os.waitpid(c, 0)[1]
