@@ -21,6 +21,7 @@ for spec in sys.argv[3:]:
 rts["runc"] = [shutil.which("runc")]
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
 work = Path(tempfile.mkdtemp(prefix="nb08ab-"))
+parents = o.cgroup_parents()
 try:
     b = o.bundle(work / "bundle")
     times = {k: [] for k in rts}
@@ -38,3 +39,4 @@ try:
         print(f"{k:10} median {statistics.median(t):6.1f} ms (q1 {q[0]:.1f}, q3 {q[2]:.1f})  {statistics.median(t)/base:.2f} x runc")
 finally:
     shutil.rmtree(work, ignore_errors=True)
+    o.remove_new_parents(parents)       # runc leaves the v2 parent of the bench's cgroupsPath

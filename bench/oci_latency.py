@@ -38,6 +38,30 @@ def bundle(path: Path) -> Path:
     return path
 
 
+def cgroup_parents() -> set[str]:
+    """The ``minicontainer`` parent group in every mounted hierarchy, where one exists. runc, given
+    the bench's cgroupsPath on a hybrid host, also makes it in the v2 hierarchy and leaves it behind
+    at ``delete`` (it removes only the container's own group): :func:`remove_new_parents` does."""
+    found = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                p = os.path.join(left.split()[4], "minicontainer")
+                if os.path.isdir(p):
+                    found.add(p)
+    return found
+
+
+def remove_new_parents(before: set[str]) -> None:
+    """rmdir the parents that appeared since ``before`` (an empty one only: the kernel refuses others)."""
+    for p in sorted(cgroup_parents() - before):
+        try:
+            os.rmdir(p)
+        except OSError:
+            pass
+
+
 def one(cmd: list[str], root: str, b: Path, cid: str) -> float:
     devnull = subprocess.DEVNULL
     t0 = time.perf_counter()
@@ -53,6 +77,7 @@ def one(cmd: list[str], root: str, b: Path, cid: str) -> float:
 def main(n: int, gap: float) -> None:
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)            # PR_SET_CHILD_SUBREAPER: we reap the containers
     work = Path(tempfile.mkdtemp(prefix="ocibench-"))
+    parents = cgroup_parents()
     try:
         b = bundle(work / "bundle")
         runtimes = {"minicontainer-oci": [os.environ.get("OCI_BIN", str(HERE / ".venv" / "bin" / "minicontainer-oci"))],
@@ -73,6 +98,7 @@ def main(n: int, gap: float) -> None:
                   f"{statistics.median(t) / base:.2f} x runc")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        remove_new_parents(parents)
 
 
 if __name__ == "__main__":
