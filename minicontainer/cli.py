@@ -15,7 +15,7 @@ import os
 import sys
 
 from . import __version__
-from .commands import RUN_OPTIONS, VERB_NAMES as _VERBS, VERBS
+from .commands import RUN_OPTIONS, VERB_NAMES as _VERBS, VERBS, Args, parse_run
 from .errors import MiniContainerError
 
 
@@ -321,11 +321,15 @@ def main(argv: list[str] | None = None) -> int:
 def execute(argv: list[str]) -> int:
     """Parse and run one command in this process."""
     first = argv[0] if argv else None
-    parser = parser_for(first if first and not first.startswith("-") and first in _VERBS else None)
-    args = parser.parse_args(argv)
-    if not getattr(args, "verb", None):
-        parser.print_help()
-        return 0
+    values = parse_run(argv[1:]) if first in ("run", "create") else None
+    if values is not None:     # the common line, read from the table without argparse (commands.py)
+        args = Args(verb=first, func=_run if first == "run" else _create, **values)
+    else:
+        parser = parser_for(first if first and not first.startswith("-") and first in _VERBS else None)
+        args = parser.parse_args(argv)
+        if not getattr(args, "verb", None):
+            parser.print_help()
+            return 0
     try:
         from .host import require_root
         require_root(f"minicontainer {args.verb}")

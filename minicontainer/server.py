@@ -74,7 +74,9 @@ def _preload(parser_for) -> None:
     for verb in (*VERB_NAMES, None):
         parser_for(verb)
     try:
-        from . import network  # noqa: F401  (pyroute2: ~60 ms to import; bridge is the default)
+        # pyroute2 itself, not only network/ (which imports it lazily: every worker of a bridge
+        # container paid the import again, the largest part of a served bridge start)
+        from .network import _pyroute2  # noqa: F401
     except ImportError:
         pass
     # Every fork shares these objects copy-on-write; a collection in a worker would walk them all

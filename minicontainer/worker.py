@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .commands import RUN_VALUE_FLAGS, RUN_VALUE_LETTERS, parse_request
+from .commands import RUN_VALUE_FLAGS, RUN_VALUE_LETTERS, parse_request, parse_run
 
 
 def fork(run) -> int:
@@ -120,10 +120,12 @@ def _become(execute, fds, cwd, umask, argv, env) -> int:
 
 
 def _warm_up(parser_for) -> None:
-    """While the spare waits: parse a `run` once. Parsing touches argparse's objects, and the first
-    touch of each page after the fork copies it (the server's pages are shared copy-on-write):
-    ~0.8 ms of the request's parsing, paid before the request instead."""
-    parser_for("run").parse_args(["run", "--rm", "--network", "none", "-e", "A=1", "busybox", "true"])
+    """While the spare waits: parse a `run` once, as the request will be (commands.parse_run; argparse
+    for a line it leaves to argparse). The first touch of each page after the fork copies it (the
+    server's pages are shared copy-on-write): paid before the request instead."""
+    line = ["--rm", "--network", "none", "-e", "A=1", "busybox", "true"]
+    parse_run(line)
+    parser_for("run").parse_args(["run", *line])
 
 
 def spare(sock, execute, parser_for) -> int:
@@ -159,7 +161,10 @@ def foreground_run(argv: list[str]) -> bool:
     cannot use a child parked by another; guessing wrong only costs that parked child.)"""
     if not argv or argv[0] != "run":
         return False
-    it = iter(argv[1:])
+    values = parse_run(argv[1:])
+    if values is not None:
+        return not values["detach"]
+    it = iter(argv[1:])                 # a line argparse will refuse or read its own way: a guess
     for a in it:
         if a in ("-d", "--detach"):
             return False

@@ -129,7 +129,7 @@ class Lab:
     def _underlay(self) -> None:
         """A veth pair made here and moved at once into the two hosts, so the initial namespace
         never holds it for longer than two netlink calls; inside, each end is renamed ``ul0``."""
-        from pyroute2 import IPRoute, NetNS
+        from ..network._pyroute2 import IPRoute, NetNS
         tag = f"{os.getpid() % 100000:05d}"
         ends = (f"mcla{tag}", f"mclb{tag}")
         with IPRoute() as ipr:

@@ -15,7 +15,8 @@ container no longer exists. Rejected: asking the kernel which addresses are in u
 between lease and ``ip addr add`` would be missed — a race).
 
 pyroute2 is imported lazily inside functions so that starting a container with ``--network none``
-does not pay for it (issue 7).
+does not pay for it (issue 7), and through _pyroute2.py: IPRoute and NetNS without the rest of the
+library.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def gc(bridge: str = DEFAULT_BRIDGE) -> list[str]:
     without a lease, nft tables of ours for a bridge with no container, an empty bridge."""
     import json
     import subprocess
-    from pyroute2 import IPRoute
+    from ._pyroute2 import IPRoute
 
     removed = []
     with IPRoute() as ipr:
@@ -380,7 +381,7 @@ def attach_bridge(cid: str, pid: int, *, name: str, hostname=None, ports=(),
     The in-container side is configured with pyroute2's NetNS on ``/proc/<pid>/ns/net``.
     On any failure everything created so far is undone (veth, lease, empty bridge).
     """
-    from pyroute2 import IPRoute, NetNS
+    from ._pyroute2 import IPRoute, NetNS
 
     ports = [parse_publish(p) if isinstance(p, str) else p for p in ports]   # bad input: nothing made yet
     ip, gw, plen = allocate(cid, subnet, name)
@@ -414,7 +415,7 @@ def attach_bridge(cid: str, pid: int, *, name: str, hostname=None, ports=(),
 def detach_bridge(cid: str, *, bridge: str = DEFAULT_BRIDGE) -> None:
     """Remove the host end of the veth (the kernel drops its peer), the lease, and the bridge
     when no port is left on it. Idempotent."""
-    from pyroute2 import IPRoute
+    from ._pyroute2 import IPRoute
 
     host_if, _ = _veth_names(cid)
     _unpublish(cid, bridge)

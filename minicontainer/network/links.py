@@ -37,7 +37,7 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 
 def _ipr():
-    from pyroute2 import IPRoute
+    from ._pyroute2 import IPRoute
     return IPRoute()
 
 
@@ -209,7 +209,7 @@ def attach(rec: dict, cid: str, pid: int, ip: str, *, extra: bool = False) -> tu
     """Plug the network namespace of ``pid`` into the network's bridge with a veth pair whose
     container end becomes ``eth0`` with the address-derived MAC; returns (host veth, "eth0").
     ``extra`` (``network connect``): the next free ``ethN``, and no default route (it has one)."""
-    from pyroute2 import NetNS
+    from ._pyroute2 import NetNS
 
     plen = ipaddress.IPv4Network(rec["subnet"]).prefixlen
     host_if, peer_if = store.veth_names(cid, rec["id"] if extra else None)

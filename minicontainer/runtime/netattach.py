@@ -3,8 +3,8 @@
 ``--network bridge``: plug the container in (veth moved into its namespace by pid, an address,
 published ports) and out again, each under one host-wide lock, and tell the other containers on
 the bridge the new name (their /etc/hosts). ``--network container:NAME``: find the running
-container whose network namespace to join. pyroute2 (~60 ms to import) is loaded only here, only
-for a container that needs it.
+container whose network namespace to join. pyroute2 (network/_pyroute2.py) is loaded only here,
+only for a container that needs it.
 """
 
 from __future__ import annotations
