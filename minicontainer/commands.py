@@ -210,9 +210,10 @@ def parse_run(words: list[str]):
     a mistake (an unknown or abbreviated option, a missing value, a value not among the choices, no
     image), ``--`` or a value that looks like an option. cli.py then parses with argparse, which
     gives its usual answer; so a line parsed here is parsed as argparse would, and one not parsed
-    here costs only the import. Why: argparse is ~4 ms of a ~35 ms container start (plus its
-    gettext and locale), and the table already says everything about ``run``'s options
-    (tests/unit/test_cli_parsing.py checks the two agree)."""
+    here costs only the import. Why: argparse's import (with gettext and locale) and its parser's
+    construction are a measurable part of a plain start (bench/README.md), and the table already
+    says everything about ``run``'s options (tests/unit/test_cli_parsing.py checks the two agree).
+    Rejected: a second table written for this parser (two lists again, which this module ended)."""
     flags, values = _run_flags(), run_defaults()
 
     def store(dest, options, value, explicit=False) -> bool:

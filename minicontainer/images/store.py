@@ -24,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
 import stat
 import time
 from contextlib import contextmanager
