@@ -384,7 +384,9 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
     if readonly:
-        _remount_ro("/", sc.MS_NOSUID)
+        # read-only and nothing more: runc remounts the root MS_RDONLY only, so a setuid binary in a
+        # --read-only container works as in a writable one (nosuid here made the two differ)
+        _remount_ro("/")
 
 
 # --- for the OCI runtime (minicontainer/oci/mounts.py), which mounts what config.json lists -------

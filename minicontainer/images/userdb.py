@@ -66,6 +66,14 @@ def read_etc(root: str, name: str) -> list[list[str]]:
     return out
 
 
+def home_of(uid: int, root: str = "/") -> str:
+    """``HOME`` for a process of ``uid`` whose environment has none: the passwd entry's directory,
+    else ``/`` (runc's rule, which is where ``docker run busybox env``'s HOME=/root comes from).
+    Never an error: a container that named no user does not fail over its /etc/passwd."""
+    entry = next((e for e in read_etc(root, "passwd") if len(e) >= 7 and _num(e[2]) == uid), None)
+    return (entry[5] or "/") if entry is not None else "/"
+
+
 def _num(s: str) -> int | None:
     return int(s) if s.isascii() and s.isdigit() and int(s) < 2**32 - 1 else None
 

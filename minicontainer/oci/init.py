@@ -113,9 +113,12 @@ def _reset_signals() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
-def preload(terminal: bool, hooks: bool) -> None:
+def preload(terminal: bool, hooks: bool, proc=None) -> None:
     """Import now what is needed after pivot_root or setns(mnt): from then on the host's Python
     library is out of reach, and a lazy import fails (ModuleNotFoundError inside the container)."""
+    if proc is not None and not _has_home(proc):
+        from .. import rootfs  # noqa: F401 - userdb reads /etc through rootfs.open_in_root
+        from ..images import userdb  # noqa: F401
     if terminal:
         import fcntl, struct, termios  # noqa: F401,E401
         from .. import fdpass  # noqa: F401
@@ -123,6 +126,21 @@ def preload(terminal: bool, hooks: bool) -> None:
         import subprocess  # noqa: F401
         from . import hooks as _h  # noqa: F401
     _security.preload()
+
+
+def _has_home(proc) -> bool:
+    return any(e.startswith("HOME=") for e in proc.env)
+
+
+def _environ(proc) -> dict:
+    """process.env for execve, with HOME from the container's /etc/passwd when it names none: runc's
+    rule (ctr's default spec has PATH only; a shell, git or pip wants a HOME). After pivot_root or
+    setns(mnt): the passwd read is the container's, through userdb's untrusting reader."""
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)
+    if "HOME" not in env:
+        from ..images.userdb import home_of
+        env["HOME"] = home_of(proc.user.uid)
+    return env
 
 
 def _terminal(console_sock, size) -> None:
@@ -204,7 +222,7 @@ def create_stage1(ctx, sock) -> None:
         # instead of the container's; runc's nsexec runs before the join too. The hooks' modules
         # (subprocess) only when the config has hooks.
         from . import hooks, mounts  # noqa: F401
-        preload(ctx.spec.process.terminal, any(ctx.spec.hooks.values()))
+        preload(ctx.spec.process.terminal, any(ctx.spec.hooks.values()), ctx.spec.process)
         if recv(sock)[0] != "go":
             os._exit(1)
         _die_at("child-go")
@@ -277,7 +295,7 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
         _chdir(proc.cwd)
         exe = lookup(proc.args[0], proc.env)
         _prepare_fds(ctx.preserve_fds)
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)
+        env = _environ(proc)
         send(sock, "ready", None)
         sock.close()
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime
@@ -316,7 +334,7 @@ def exec_stage1(ctx, sock) -> None:
             os._exit(1)
         from .. import namespaces
         kinds = [k for k in namespaces.KINDS if _differs(ctx.pid, k)]
-        preload(ctx.process.terminal, False)
+        preload(ctx.process.terminal, False, ctx.process)
         namespaces.enter(ctx.pid, kinds)
         pid = _fork_announced(sock, exec_stage2, ctx, sock)
         sock.close()
@@ -346,7 +364,7 @@ def exec_stage2(ctx, sock) -> None:
         _chdir(proc.cwd)
         exe = lookup(proc.args[0], proc.env)
         _prepare_fds(ctx.preserve_fds)
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in proc.env)
+        env = _environ(proc)
         send(sock, "ready", None)
         sock.close()
         _security.apply(ctx.prepared)

@@ -123,10 +123,12 @@ def _mount_bind(m, root: str, dest: str, bundle: str, flags: int) -> None:
             os.close(fd)
 
 
-def _mount_cgroup(m, root: str, dest: str, flags: int, cgroup, new_cgroupns: bool) -> None:
+def mount_cgroup(root: str, dest: str, flags: int, cgroup, new_cgroupns: bool) -> None:
     """cgroup v2: the cgroup2 file system (the container's own group as its root, in a new cgroup
     namespace) or a bind of the group. v1: runc's layout, a tmpfs with each hierarchy's group
-    bound into it under the hierarchy's name (``cpu,cpuacct`` plus ``cpu``/``cpuacct`` links)."""
+    bound into it under the hierarchy's name (``cpu,cpuacct`` plus ``cpu``/``cpuacct`` links). The
+    engine's ``--cgroupns host`` uses it too (standard_init.py): one way to show a container its group
+    from the host's cgroup namespace."""
     be = cgroup.backend
     ro = flags & sc.MS_RDONLY
     if be.version == 2:
@@ -164,7 +166,7 @@ def mount_one(m, root: str, bundle: str, cgroup, new_cgroupns: bool) -> None:
     if m.type == "bind" or flags & sc.MS_BIND:
         _mount_bind(m, root, dest, bundle, flags)
     elif m.type == "cgroup" or m.type == "cgroup2":
-        _mount_cgroup(m, root, dest, flags, cgroup, new_cgroupns)
+        mount_cgroup(root, dest, flags, cgroup, new_cgroupns)
     else:
         kind = m.type or "none"
         try:
@@ -202,6 +204,9 @@ def _devices(root: str, devices, bind_only: bool) -> None:
                 raise PermissionError(errno.EPERM, "in a user namespace")
             os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
             os.chown(path, d.uid or 0, d.gid or 0)
+            # the mode asked for, not the caller's umask's cut of it (022: a /dev/null of 0644 that
+            # only root may write; runc sets umask 0 around its mknods, we say the mode again)
+            os.chmod(path, mode)
         except PermissionError:
             # mknod is refused in a user namespace: bind the host's node, as runc does
             open(path, "w").close()

@@ -87,10 +87,15 @@ def device_rules(cfg) -> list | None:
 
 
 def extra_nodes(cfg) -> list:
-    """``--device`` nodes as (host path, container path): bind-mounted into the container's /dev
-    before pivot_root (as the default nodes are: rootfs._mount_dev)."""
-    from ..security.devices import parse_device
-    return [list(parse_device(spec)[:2]) for spec in cfg.devices]
+    """``--device`` nodes, and with ``--privileged`` every host device, as (host path, container
+    path): bind-mounted into the container's /dev before pivot_root (as the default nodes are:
+    rootfs._mount_dev)."""
+    from ..security.devices import host_devices, parse_device
+    nodes = [list(parse_device(spec)[:2]) for spec in cfg.devices]
+    if cfg.privileged:                   # every host device, as Docker's --privileged (devices.py)
+        given = {ctr for _host, ctr in nodes}
+        nodes += [[p, p] for p in host_devices() if p not in given]
+    return nodes
 
 
 def unmasked(cfg) -> bool:
@@ -110,10 +115,14 @@ def load_for_container() -> None:
 def in_container(sec: dict, user: str | None, env: dict):
     """In the container's process (its root is the container's): ``sec`` (from :func:`prepared`)
     with ``user`` resolved in the container's /etc to uid, gid and groups; HOME set when ``env`` has
-    none. A non-root user gets an empty effective set (Docker's rule). Returns the Prepared."""
+    none (root's home for no user, as runc sets it). A non-root user gets an empty effective set
+    (Docker's rule). Returns the Prepared."""
     from ..security import from_dict
     p = from_dict(sec)
-    if user:
+    if not user:
+        from ..images.userdb import home_of
+        env.setdefault("HOME", home_of(0))
+    else:
         from ..errors import from_oserror
         from ..images.userdb import resolve_user
         try:

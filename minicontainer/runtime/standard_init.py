@@ -248,6 +248,16 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     user = cfg.user or rec.get("image_user")            # -u, else the image's User
     # --init: the host's static init, bound read-only at /sbin/docker-init (runtime/init.py)
     init = (msg["init"], docker_init.CONTAINER_PATH) if cfg.init else None
+    if cfg.cgroupns == "host":
+        # The host's cgroup namespace: a cgroupfs mounted now would show the host's whole tree (and
+        # none at all left /sys/fs/cgroup empty: a JVM finds no memory limit). The container's own
+        # group of each hierarchy, bound, as runc does and our OCI runtime (one implementation:
+        # oci/mounts.py). Before pivot_root: the host's hierarchies are reachable only now.
+        from ..cgroups import Cgroup, default_backend
+        from ..oci.mounts import mount_cgroup
+        ro = 0 if spec.get("privileged") else sc.MS_RDONLY
+        mount_cgroup(root, "/sys/fs/cgroup", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | ro,
+                     Cgroup(rec["cgroup"], default_backend()), new_cgroupns=False)
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"],
                devices=msg.get("nodes") or (), init=init)
     sc.sethostname(cfg.hostname or rec["id"][:12])
@@ -298,6 +308,9 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
+    elif prepared is None:
+        from ..images.userdb import home_of
+        env.setdefault("HOME", home_of(0))
     if prepared is not None:
         from ..security import apply
         apply(prepared, apparmor_now=True)

@@ -80,6 +80,28 @@ def all_names() -> list[str]:
     return [name_of(n) for n in range(last_cap() + 1)]
 
 
+def bounding_mask() -> int:
+    """This process's bounding set (CapBnd in /proc/self/status): the most any child can hold."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << (last_cap() + 1)) - 1
+
+
+def available_names() -> list[str]:
+    """Every capability this kernel knows *and* this process may still hand on: what
+    ``--privileged`` and ``--cap-add ALL`` grant. Docker's rule (moby's caps.GetAllCapabilities, "in
+    the current environment"): a runtime inside a container or a VM whose bounding set lacks one
+    (CAP_SYS_RESOURCE on this project's CI host) cannot give it, and runc refuses such a config
+    outright ("unable to apply caps: operation not permitted")."""
+    have = bounding_mask()
+    return [name_of(n) for n in range(last_cap() + 1) if have >> n & 1]
+
+
 def mask(names) -> int:
     """Names → the 64-bit mask /proc/PID/status shows (capabilities above the kernel's last: left out,
     as runc does: a config written for a newer kernel still runs)."""
@@ -117,8 +139,9 @@ def from_flags(cap_add=(), cap_drop=(), *, privileged: bool = False, uid: int = 
     """``--cap-add``/``--cap-drop`` (names with or without ``CAP_``, any case, or ``ALL``) and
     ``--privileged`` → OCI ``process.capabilities``, with Docker's rules:
 
-    - ``--privileged``: every capability the kernel knows (the flags are ignored, as in Docker);
-    - ``--cap-drop ALL``: start from nothing; ``--cap-add ALL``: start from everything;
+    - ``--privileged``: every capability available here (:func:`available_names`; the flags are
+      ignored, as in Docker);
+    - ``--cap-drop ALL``: start from nothing; ``--cap-add ALL``: start from every available one;
     - a capability both added and dropped is kept (``--cap-add`` wins, as in Docker since 20.10).
     """
     def norm(items, flag):
@@ -135,7 +158,7 @@ def from_flags(cap_add=(), cap_drop=(), *, privileged: bool = False, uid: int = 
         return out
 
     adds, drops = norm(cap_add, "--cap-add"), norm(cap_drop, "--cap-drop")
-    everything = all_names()
+    everything = available_names()
     if privileged or "ALL" in adds:
         caps = list(everything) if privileged else [c for c in everything if c not in drops or c in adds]
     else:

@@ -38,6 +38,37 @@ def default_nodes() -> list[dict]:
              "uid": 0, "gid": 0} for name, ma, mi in _DEFAULT]
 
 
+#: what ``--privileged`` does not copy from the host's /dev: the container's own file systems, the
+#: console (a pty of its own) and ptmx (a link to its devpts) — runc's HostDevices skips the same
+_NOT_HOST = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", "console", "ptmx"}
+
+
+def host_devices(top: str = "/dev") -> list[str]:
+    """Every character and block device under the host's /dev (not following links), but those in
+    :data:`_NOT_HOST` and the default nodes: what ``--privileged`` adds to a container's /dev, as
+    Docker does (moby's ``oci.WithDevices(HostDevices())``). Root on the host anyway; a learner's
+    ``ls /dev`` in a privileged container should show the disks Docker's would."""
+    defaults = {f"/dev/{name}" for name, _ma, _mi in _DEFAULT}
+    out, todo = [], [top]
+    while todo:
+        try:
+            entries = sorted(os.scandir(todo.pop()), key=lambda e: e.path)
+        except OSError:
+            continue
+        for e in entries:
+            if e.name in _NOT_HOST:
+                continue
+            try:
+                mode = e.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue                         # gone meanwhile (udev): not a reason to fail
+            if stat.S_ISDIR(mode):
+                todo.append(e.path)
+            elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and e.path not in defaults:
+                out.append(e.path)
+    return sorted(out)
+
+
 def default_rules() -> list[dict]:
     """OCI ``linux.resources.devices``: deny everything, then allow the default nodes, console,
     ptmx and pts. (Docker also allows ``mknod`` of any node — ``c *:* m``, ``b *:* m`` — opening it

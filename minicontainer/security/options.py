@@ -78,6 +78,11 @@ def from_docker_flags(*, cap_add=(), cap_drop=(), privileged: bool = False, secu
         seccomp = sc.from_option(seccomp_opt or "builtin", caps)
     nodes = dev_mod.default_nodes()
     rules = [{"allow": True, "type": "a", "access": "rwm"}] if privileged else dev_mod.default_rules()
+    for path in dev_mod.host_devices() if privileged else ():
+        try:
+            nodes.append(dev_mod.from_host(path)[0])
+        except SecurityError:
+            pass                                 # gone since the walk
     for spec in devices or ():
         node, rule = dev_mod.from_host(spec)
         nodes = [n for n in nodes if n["path"] != node["path"]] + [node]

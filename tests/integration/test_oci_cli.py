@@ -138,8 +138,8 @@ def test_exec(env, bundle, tmp_path):
     b = bundle(["sleep", "100"])
     assert oci(env, "create", "--bundle", str(b), "e1", stdout=open(os.devnull, "w")).returncode == 0
     proc = config(b)["process"]
-    proc.update(args=["sh", "-c", "echo X=$X in $(hostname) as $(id -u); cat /proc/1/cmdline | tr '\\0' ' '; exit 4"],
-                env=proc["env"] + ["X=1"])
+    proc.update(args=["sh", "-c", "echo X=$X in $(hostname) as $(id -u) at $HOME; cat /proc/1/cmdline | tr '\\0' ' '; exit 4"],
+                env=[e for e in proc["env"] if not e.startswith("HOME=")] + ["X=1"])
     (tmp_path / "p.json").write_text(json.dumps(proc))
     assert "cannot exec in a created container" in one_line_error(
         oci(env, "exec", "--process", str(tmp_path / "p.json"), "e1"))
@@ -149,7 +149,8 @@ def test_exec(env, bundle, tmp_path):
     assert p.returncode == 4, p.stderr
     out.seek(0)
     lines = out.read().splitlines()
-    assert lines == ["X=1 in minicontainer as 0", "sleep 100 "]          # in its pid namespace
+    # in its pid namespace; HOME from the container's /etc/passwd, as runc sets it when none is given
+    assert lines == ["X=1 in minicontainer as 0 at /root", "sleep 100 "]
     # --detach with a pid file: the process is in the container's cgroup and pid namespace
     proc["args"] = ["sleep", "50"]
     (tmp_path / "p.json").write_text(json.dumps(proc))

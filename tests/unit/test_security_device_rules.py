@@ -123,3 +123,20 @@ def test_from_host_stats_the_node():
 def test_validate_errors(bad):
     with pytest.raises(SecurityError):
         devices.validate(bad)
+
+
+def test_host_devices_are_the_hosts_nodes_without_the_containers_own():
+    """--privileged's list (Docker's HostDevices): character and block nodes of the host's /dev, never
+    a pts, shm, mqueue or fd entry, the console, ptmx or a default node (made anyway)."""
+    import os
+    import stat
+    from minicontainer.security.devices import host_devices
+    found = host_devices()
+    assert found == sorted(found)
+    for p in found:
+        parts = p.split("/")
+        assert parts[1] == "dev" and not {"pts", "shm", "mqueue", "fd", "console", "ptmx"} & set(parts), p
+        assert p not in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+        m = os.lstat(p).st_mode
+        assert stat.S_ISCHR(m) or stat.S_ISBLK(m), p
+    assert host_devices("/nonexistent") == []
