@@ -38,7 +38,7 @@ echo "umask $(umask)"
 echo "hostname $(hostname)"
 for m in / /proc /sys /dev /dev/pts /dev/shm /dev/mqueue /sys/fs/cgroup /tmp \
          /proc/kcore /proc/keys /proc/timer_list /proc/scsi /sys/firmware \
-         /proc/sys /proc/bus /proc/fs /proc/irq /proc/sysrq-trigger; do
+         /proc/sys /proc/bus /proc/fs /proc/irq /proc/sysrq-trigger /data /sbin/docker-init; do
   echo "mnt$m $(awk -v m="$m" '$5==m {print $9, ($6 ~ /(^|,)ro(,|$)/ ? "ro" : "rw"), $6}' /proc/self/mountinfo | tail -1)"
 done
 echo "dev $(ls /dev | tr '\n' ' ')"
@@ -51,6 +51,9 @@ echo "cwd $(pwd)"
 echo "rootfs $(touch /probe 2>/dev/null && echo writable || echo read-only)"
 echo "env $(env | cut -d= -f1 | sort | tr '\n' ' ')"
 echo "home $HOME"
+echo "pid1 $(tr '\0' ' ' < /proc/1/cmdline | cut -d' ' -f1)"
+echo "data $(ls /data 2>&1 | tr '\n' ' ') $(touch /data/new 2>/dev/null && echo writable || echo read-only)"
+echo "fuse $(ls -l /dev/fuse 2>/dev/null | cut -c1-10)"
 '''
 
 #: flag sets, each a container of its own (all with --network none: networking is notebook 05's)
@@ -65,6 +68,12 @@ CASES = {
     "cgroupns-host": ["--cgroupns", "host"],
     "workdir-env-hostname": ["-w", "/tmp", "-e", "GREETING=hi", "--hostname", "box"],
     "systempaths": ["--security-opt", "systempaths=unconfined"],
+    "seccomp-unconfined": ["--security-opt", "seccomp=unconfined"],
+    "cap-add-all": ["--cap-add", "ALL"],
+    "user-by-name-home-given": ["-u", "nobody", "-e", "HOME=/somewhere"],
+    "volume-ro": ["-v", "VOLUME:/data:ro"],
+    "device": ["--device", "/dev/fuse"],
+    "init": ["--init"],
 }
 
 #: masked with a bind; the source's type differs between runc and us (see above)
@@ -77,11 +86,10 @@ def env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rootfs(tmp_path_factory):
-    from minicontainer.busybox import build_rootfs
-    r = tmp_path_factory.mktemp("vsroot") / "rootfs"
-    build_rootfs(r)
-    return r
+def volume(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vsvol")
+    (d / "on-the-host").write_text("x")
+    return d
 
 
 def _parse(out: str, name: str | None) -> dict:
@@ -114,11 +122,15 @@ def _record(env, flags) -> dict:
     return rec
 
 
-def _bundle(tmp: Path, rootfs: Path, rec: dict, name: str) -> Path:
+def _bundle(tmp: Path, rec: dict, name: str) -> Path:
+    """A bundle with a fresh root of its own, as each engine container has its own layer: a bundle's
+    root is written to (the probe's file, a volume's mount point), and no other run may see that."""
+    from minicontainer.busybox import build_rootfs
     from minicontainer.runtime.ocispec import spec
     b = tmp / name
-    b.mkdir()
-    s = spec(dict(rec, cgroup=name), str(rootfs))
+    b.mkdir(parents=True)
+    build_rootfs(b / "rootfs")
+    s = spec(dict(rec, cgroup=name), str(b / "rootfs"))
     # absolute, so that runc does not put it below its own group (this test's, on a v1 host's
     # memory hierarchy); the parents runc makes and leaves are removed in _runc
     s["linux"]["cgroupsPath"] = f"/minicontainer/{name}"
@@ -179,17 +191,23 @@ def _for_runc(d: dict) -> dict:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, rootfs, tmp_path, case):
-    flags = CASES[case]
+def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, volume, tmp_path, case):
+    flags = [str(volume) + f[len("VOLUME"):] if f.startswith("VOLUME:") else f for f in CASES[case]]
+    if case == "device" and not os.path.exists("/dev/fuse"):
+        pytest.skip("this host has no /dev/fuse")
+    if case == "init" and not os.path.exists("/usr/bin/tini-static"):
+        pytest.skip("no tini-static on this host (make setup installs Debian's tini)")
     engine = _engine(env, flags)
     name = f"mcvs-{case}"[:30]
-    b = _bundle(tmp_path, rootfs, _record(env, flags), name)
-    ours = _ours(tmp_path, b, name)
+    rec = _record(env, flags)
+    ours = _ours(tmp_path, _bundle(tmp_path / "ours", rec, name), name)
     e, o = dict(engine), dict(ours)
     e["mnt/"], o["mnt/"] = (" ".join(x.get("mnt/", "").split()[1:2]) for x in (e, o))   # overlay vs dir
     assert e == o, {k: (e.get(k), o.get(k)) for k in set(e) | set(o) if e.get(k) != o.get(k)}
     # the facts the fixes above are about, said once more in words
-    assert engine["devnull"] == "writable" and engine["home"] in ("/root", "/")
+    assert engine["devnull"] == "writable"
+    home = {"user-by-name-home-given": "/somewhere", "user": "/"}.get(case, "/root")   # 1000: no entry
+    assert engine["home"] == home, engine["home"]
     if case == "privileged":     # Docker's --privileged: the host's devices, each of them
         from minicontainer.security.devices import host_devices
         top = {p.split("/")[2] for p in host_devices()}
@@ -199,7 +217,7 @@ def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, rootfs, tmp_path
     if case == "read-only":
         assert engine["mnt/"].split()[2].split(",")[0] == "ro" and "nosuid" not in engine["mnt/"]
     if shutil.which("runc"):
-        r = _runc(tmp_path, b, name)
+        r = _runc(tmp_path, _bundle(tmp_path / "runc", rec, name), name)
         e, r = _for_runc(engine), _for_runc(r)
         assert e == r, {k: (e.get(k), r.get(k)) for k in set(e) | set(r) if e.get(k) != r.get(k)}
     _nothing_left(env)
