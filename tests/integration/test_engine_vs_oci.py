@@ -221,3 +221,88 @@ def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, volume, tmp_path
         e, r = _for_runc(engine), _for_runc(r)
         assert e == r, {k: (e.get(k), r.get(k)) for k in set(e) | set(r) if e.get(k) != r.get(k)}
     _nothing_left(env)
+
+
+# --- exec: a process joining a running container, the same three ways ------------------------------
+
+EXEC_SCRIPT = r'''
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status | tr -s '\t ' ' ' | sed 's/: / /'
+echo "id $(id)"
+echo "home $HOME"
+echo "cwd $(pwd)"
+echo "env $(env | cut -d= -f1 | sort | tr '\n' ' ')"
+echo "pid1 $(tr '\0' ' ' < /proc/1/cmdline)"
+echo "cgroup $(grep -E ':memory:|^0::' /proc/self/cgroup | head -1 | cut -d: -f3)"
+echo "devnull $(echo x 2>&1 > /dev/null && echo writable)"
+'''
+
+EXEC_CASES = {k: CASES[k] for k in ("default", "user", "caps", "no-new-privileges", "privileged",
+                                     "workdir-env-hostname")}
+
+
+@pytest.mark.parametrize("case", list(EXEC_CASES))
+def test_exec_agrees_too(env, tmp_path, case):
+    flags = EXEC_CASES[case]
+    name = f"mcvx-{case}"[:30]
+    p = mc(env, "run", "-d", "--name", name, "--network", "none", *flags, "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    try:
+        p = mc(env, "exec", name, "sh", "-c", EXEC_SCRIPT)
+        assert p.returncode == 0, p.stderr
+        engine = _parse(p.stdout, None)
+    finally:
+        mc(env, "rm", "-f", name)
+    rec = _record(env, [*flags])
+    rec["argv"] = ["sleep", "60"]
+    results = {}
+    for runtime in ("ours", "runc") if shutil.which("runc") else ("ours",):
+        b = _bundle(tmp_path / runtime, rec, name)
+        proc = json.loads((b / "config.json").read_text())["process"]
+        (tmp_path / runtime / "p.json").write_text(json.dumps(dict(proc, args=["sh", "-c", EXEC_SCRIPT])))
+        results[runtime] = _exec_in(tmp_path / runtime, b, name, runtime)
+    for runtime, got in results.items():
+        for d in (engine, got):                 # the container's own group's name: each its own
+            d["cgroup"] = "/" if d.get("cgroup") == "/" else "NAME"
+        assert engine == got, (runtime, {k: (engine.get(k), got.get(k))
+                                         for k in set(engine) | set(got) if engine.get(k) != got.get(k)})
+    assert engine["home"] == {"user": "/"}.get(case, "/root") and engine["pid1"].startswith("sleep 60")
+    _nothing_left(env)
+
+
+def _exec_in(tmp: Path, b: Path, name: str, runtime: str) -> dict:
+    """Start the bundle's container (sleep), exec p.json in it, end it; the exec's output, parsed."""
+    if runtime == "ours":
+        env = dict(os.environ, MINICONTAINER_STATE_ROOT=str(tmp / "ocistate"))
+        with Subreaper():
+            p = oci(env, "create", "--bundle", str(b), "--pid-file", str(tmp / "pid"), name,
+                    stdout=open(os.devnull, "w"))
+            assert p.returncode == 0, p.stderr
+            try:
+                pid = int((tmp / "pid").read_text())
+                assert oci(env, "start", name).returncode == 0
+                p = oci(env, "exec", "--process", str(tmp / "p.json"), name)
+                assert p.returncode == 0, p.stderr
+                return _parse(p.stdout, None)
+            finally:
+                oci(env, "delete", "--force", name)
+                Subreaper.wait(pid)
+    before = _cgroup_parents()
+    root = ["runc", "--root", str(tmp / "runcstate")]
+    try:
+        # the container inherits runc's stdio: a file, not a pipe (its end would never come)
+        with open(tmp / "runc.err", "w+") as err:
+            p = subprocess.run([*root, "run", "--detach", "--bundle", str(b), name], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+            err.seek(0)
+            assert p.returncode == 0, err.read()
+        p = subprocess.run([*root, "exec", "--process", str(tmp / "p.json"), name], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return _parse(p.stdout, None)
+    finally:
+        subprocess.run([*root, "delete", "--force", name], capture_output=True, timeout=60)
+        for d in sorted(_cgroup_parents() - before):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
