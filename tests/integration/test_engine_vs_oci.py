@@ -306,3 +306,29 @@ def _exec_in(tmp: Path, b: Path, name: str, runtime: str) -> dict:
                 os.rmdir(d)
             except OSError:
                 pass
+
+
+def test_through_the_server_every_case_looks_the_same(env, volume, tmp_path):
+    """`minicontainer serve` starts a container from a spare parked before the request (its cgroup
+    joined, its root mounted): a default it applied early must still be the request's. Every case
+    above, served, against the same case run in-process."""
+    from tests.integration.test_server import _served
+    served = dict(env, MINICONTAINER_STATE_ROOT=str(tmp_path / "state"),
+                  MINICONTAINER_DATA_ROOT=env["MINICONTAINER_DATA_ROOT"])
+    served.pop("MINICONTAINER_NO_SERVER")
+    assert "listening on" in mc(served, "serve", "-d", check=0).stdout
+    try:
+        n, runs = _served(served), 0
+        for case, flags in CASES.items():
+            if (case == "device" and not os.path.exists("/dev/fuse")) or \
+                    (case == "init" and not os.path.exists("/usr/bin/tini-static")):
+                continue
+            flags = [str(volume) + f[len("VOLUME"):] if f.startswith("VOLUME:") else f for f in flags]
+            plain, via_server = _engine(env, flags), _engine(served, flags)
+            runs += 1
+            assert plain == via_server, (case, {k: (plain.get(k), via_server.get(k)) for k in
+                                                set(plain) | set(via_server) if plain.get(k) != via_server.get(k)})
+        assert _served(served) == n + runs     # every one went through the server
+    finally:
+        assert "stopped the server" in mc(served, "serve", "--stop", check=0).stdout
+    _nothing_left(env)
