@@ -15,7 +15,11 @@ as well.
 Known and kept differences with runc (not with our two paths): runc leaves the v1 tmpfs at
 /sys/fs/cgroup writable (its hierarchies read-only), ours is read-only too; runc masks a file with
 its container's /dev/null (tmpfs), ours with the host's (devtmpfs). The root's source differs by
-design (the engine's overlay; a bundle's directory).
+design (the engine's overlay; a bundle's directory). Not compared, and not alike: which hierarchies
+a v1 host's /sys/fs/cgroup shows — the engine's private namespace mounts one per line of
+/proc/self/cgroup (``systemd`` and a hybrid host's ``unified`` too, rooted wherever the container
+is in them: the host's root where it has no group of its own), runc binds its groups (``systemd``
+included, which it joins), minicontainer-oci binds the backend's controllers only.
 """
 from __future__ import annotations
 
