@@ -407,19 +407,36 @@ def readonly_path(path: str, root: str = "/") -> None:
     _readonly(path, root)
 
 
-def mount_cgroupfs(root: str, *, readonly: bool = True) -> None:
+def own_hierarchies(group: str) -> set[str] | None:
+    """The hierarchies (``/proc/self/cgroup``'s second field: ``memory``, ``cpu,cpuacct``, ``""`` for
+    v2) in which this process's group is ``group`` (the container's, below our parent); None if
+    there is none (then :func:`mount_cgroupfs` mounts every one, as before groups existed)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f if line.strip()]
+    except OSError:
+        return None
+    own = {ctrls for _hid, ctrls, path in lines if path.rstrip("/").rsplit("/", 1)[-1] == group}
+    return own or None
+
+
+def mount_cgroupfs(root: str, *, readonly: bool = True, only: set[str] | None = None) -> None:
     """/sys/fs/cgroup inside ``root``, as Docker mounts it: in the container's cgroup namespace (so
     its own group is the hierarchy's root) and read-only unless --privileged. The hierarchies are the
     caller's, from /proc/self/cgroup: v2 alone (``0::/``) is one cgroup2 mount; v1 is a tmpfs with one
     mount per hierarchy (``cpu,cpuacct``, ``name=systemd``, and a hybrid host's ``unified``), and the
-    tmpfs is made read-only last. Rejected: no cgroupfs at all — tools inside (systemd, a JVM
-    reading its memory limit) look for it, and a private namespace shows nothing of the host's."""
+    tmpfs is made read-only last; ``only`` (:func:`own_hierarchies`) keeps the hierarchies where the
+    container has a group of its own — elsewhere its namespace's root is the host's root group.
+    Rejected: no cgroupfs at all — tools inside (systemd, a JVM reading its memory limit) look for
+    it, and a private namespace shows nothing of the host's."""
     flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (sc.MS_RDONLY if readonly else 0)
     try:
         with open("/proc/self/cgroup") as f:
             lines = [line.rstrip("\n").split(":", 2) for line in f if line.strip()]
     except OSError as exc:
         raise from_oserror(exc, "read", "/proc/self/cgroup", cls=MountError) from exc
+    if only is not None:             # own_hierarchies: none where the container has no group
+        lines = [line for line in lines if line[1] in only]
     v1 = [ctrls for hid, ctrls, _ in lines if hid != "0" and ctrls]
     if not v1:
         _mount_on("cgroup2", root, "/sys/fs/cgroup", "cgroup2", flags)

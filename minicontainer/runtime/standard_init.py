@@ -199,7 +199,7 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     of that as host root and joins the user namespace last (userns.py says why)."""
     from .. import fdpass, syscalls as sc
     from ..images.overlay import mount_overlay
-    from ..rootfs import enter_root, mount_cgroupfs, prepare_root
+    from ..rootfs import enter_root, mount_cgroupfs, own_hierarchies, prepare_root
     from . import init as docker_init  # now: after pivot_root the package's files are out of reach
     # G, not C, makes the mount namespace: pivot_root moves the root of every process of the
     # namespace that had the old one; C keeps the host's (it exec'd waiter.py, a host file, once).
@@ -265,8 +265,12 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         # Our own cgroup becomes "/" (Docker's default on v2): /proc/self/cgroup shows no host
         # path, and a cgroupfs mounted inside shows only this group's subtree. Now, not in C: the
         # parent has moved G into the container's group before the release (parked.py).
+        # Only the hierarchies where the container has a group of its own (read before the unshare,
+        # after which every line says "/"): a hybrid host's `unified` and v1's `name=systemd`, where
+        # we make no group, would show the host's root group (its procs, its pressure files).
+        own = own_hierarchies(rec["cgroup"])
         sc.unshare(sc.CLONE_NEWCGROUP)
-        mount_cgroupfs("/", readonly=not spec.get("privileged"))      # after the pivot: "/" is ours
+        mount_cgroupfs("/", readonly=not spec.get("privileged"), only=own)   # after the pivot: "/" is ours
     deathsig = sc.get_pdeathsig()      # the ids change below (the user namespace, -u): see there
     if userns_fd >= 0:
         userns.enter(userns_fd)        # the last namespace: from here on, root only inside

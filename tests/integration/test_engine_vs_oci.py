@@ -15,11 +15,10 @@ as well.
 Known and kept differences with runc (not with our two paths): runc leaves the v1 tmpfs at
 /sys/fs/cgroup writable (its hierarchies read-only), ours is read-only too; runc masks a file with
 its container's /dev/null (tmpfs), ours with the host's (devtmpfs). The root's source differs by
-design (the engine's overlay; a bundle's directory). Not compared, and not alike: which hierarchies
-a v1 host's /sys/fs/cgroup shows — the engine's private namespace mounts one per line of
-/proc/self/cgroup (``systemd`` and a hybrid host's ``unified`` too, rooted wherever the container
-is in them: the host's root where it has no group of its own), runc binds its groups (``systemd``
-included, which it joins), minicontainer-oci binds the backend's controllers only.
+design (the engine's overlay; a bundle's directory). runc joins and shows v1's ``name=systemd``
+hierarchy as well; we make no group there, and show none (the engine showed it, and a hybrid host's
+``unified``, rooted at the host's root group: found by this test, now both paths show the
+hierarchies where the container has a group of its own).
 """
 from __future__ import annotations
 
@@ -50,6 +49,7 @@ echo "devnull $(echo x 2>&1 > /dev/null && echo writable)"
 echo "memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>&1 | grep -v 'No such')"
 echo "pids $(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>&1 | grep -v 'No such')"
 echo "cgroup $(grep -E ':memory:|^0::' /proc/self/cgroup | head -1 | cut -d: -f3)"
+echo "cgroupfs $(ls /sys/fs/cgroup | tr '\n' ' ')"
 echo "nofile $(ulimit -n) $(ulimit -Hn)"
 echo "cwd $(pwd)"
 echo "rootfs $(touch /probe 2>/dev/null && echo writable || echo read-only)"
@@ -188,6 +188,7 @@ def _runc(tmp: Path, b: Path, name: str) -> dict:
 def _for_runc(d: dict) -> dict:
     d = dict(d)
     d.pop("mnt/sys/fs/cgroup", None)
+    d["cgroupfs"] = " ".join(h for h in d.get("cgroupfs", "").split() if h != "systemd")
     for m in MASKED:
         d["mnt" + m] = " ".join(d.get("mnt" + m, "").split()[1:2])     # masked (ro/rw), any source
     d["mnt/"] = " ".join(d.get("mnt/", "").split()[1:2])              # ro/rw
