@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.oci_latency import cgroup_parents as _cgroup_parents, remove_new_parents
 from tests.integration._shared import module_roots
 from tests.integration.oci_helpers import Subreaper, oci, write_config
 from tests.integration.test_runtime_cli import _nothing_left, mc
@@ -158,29 +159,13 @@ def _ours(tmp: Path, b: Path, name: str) -> dict:
         return _parse(out.read(), name)
 
 
-def _cgroup_parents() -> set[str]:
-    found = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] in ("cgroup", "cgroup2"):
-                p = os.path.join(left.split()[4], "minicontainer")
-                if os.path.isdir(p):
-                    found.add(p)
-    return found
-
-
 def _runc(tmp: Path, b: Path, name: str) -> dict:
     before = _cgroup_parents()
     try:
         p = subprocess.run(["runc", "--root", str(tmp / "runcstate"), "run", "--bundle", str(b), name],
                            capture_output=True, text=True, timeout=60)
     finally:
-        for d in sorted(_cgroup_parents() - before):    # runc removes the container's group only
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        remove_new_parents(before)                      # runc removes the container's group only
     assert p.returncode == 0, p.stderr
     return _parse(p.stdout, name)
 
@@ -306,11 +291,7 @@ def _exec_in(tmp: Path, b: Path, name: str, runtime: str) -> dict:
         return _parse(p.stdout, None)
     finally:
         subprocess.run([*root, "delete", "--force", name], capture_output=True, timeout=60)
-        for d in sorted(_cgroup_parents() - before):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        remove_new_parents(before)
 
 
 def test_through_the_server_every_case_looks_the_same(env, volume, tmp_path):
