@@ -15,9 +15,22 @@ from __future__ import annotations
 
 import os
 
-from .overlay import (OPAQUE_XATTR, du, is_opaque, is_whiteout, make_opaque, make_whiteout, mount_overlay,
-                      overlay_options)
-from .store import ContainerLayer, Image, ImageStore, normalize_ref, tree_digest
+# The names below come from .overlay and .store on first use (PEP 562): a submodule such as .userdb,
+# which minicontainer-oci needs inside a container (HOME from /etc/passwd), then costs its own
+# import only, not the store's (pathlib, re) and overlay's (ctypes) — bench/README.md.
+_FROM = {"overlay": ("OPAQUE_XATTR", "du", "is_opaque", "is_whiteout", "make_opaque", "make_whiteout",
+                     "mount_overlay", "overlay_options"),
+         "store": ("ContainerLayer", "Image", "ImageStore", "normalize_ref", "tree_digest")}
+_WHERE = {name: mod for mod, names in _FROM.items() for name in names}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ImageStore", "Image", "ContainerLayer", "overlay_options", "mount_overlay", "make_whiteout",
            "make_opaque", "is_whiteout", "is_opaque", "du", "normalize_ref", "tree_digest", "OPAQUE_XATTR",
@@ -26,11 +39,13 @@ __all__ = ["ImageStore", "Image", "ContainerLayer", "overlay_options", "mount_ov
 
 def list_images(store: ImageStore | None = None) -> list[Image]:
     """Named images, for ``minicontainer images`` (``img.names``, ``img.id[:12]``, ``img.size()``)."""
+    from .store import ImageStore
     return (store or ImageStore()).images()
 
 
 def remove_image(ref: str, store: ImageStore | None = None) -> list[str]:
     """``minicontainer rmi REF``: refused (ConflictError) while a container uses it."""
+    from .store import ImageStore
     return (store or ImageStore()).remove_image(ref)
 
 
