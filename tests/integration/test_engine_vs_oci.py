@@ -43,7 +43,9 @@ echo "hostname $(hostname)"
 for m in / /proc /sys /dev /dev/pts /dev/shm /dev/mqueue /sys/fs/cgroup /tmp \
          /proc/kcore /proc/keys /proc/timer_list /proc/scsi /sys/firmware \
          /proc/sys /proc/bus /proc/fs /proc/irq /proc/sysrq-trigger /data /sbin/docker-init; do
-  echo "mnt$m $(awk -v m="$m" '$5==m {print $9, ($6 ~ /(^|,)ro(,|$)/ ? "ro" : "rw"), $6}' /proc/self/mountinfo | tail -1)"
+  # the file system's type is the field after " - ": optional fields (shared:N, master:N) come
+  # before it, as many as the mount's propagation has
+  echo "mnt$m $(awk -v m="$m" '$5==m {for (i = 7; $i != "-"; i++) ; print $(i+1), ($6 ~ /(^|,)ro(,|$)/ ? "ro" : "rw"), $6}' /proc/self/mountinfo | tail -1)"
 done
 echo "dev $(ls /dev | tr '\n' ' ')"
 echo "devnull $(echo x 2>&1 > /dev/null && echo writable)"
