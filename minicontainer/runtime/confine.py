@@ -90,11 +90,13 @@ def extra_nodes(cfg) -> list:
     """``--device`` nodes, and with ``--privileged`` every host device, as (host path, container
     path): bind-mounted into the container's /dev before pivot_root (as the default nodes are:
     rootfs._mount_dev)."""
-    from ..security.devices import host_devices, parse_device
+    from ..security.devices import default_nodes, parse_device
     nodes = [list(parse_device(spec)[:2]) for spec in cfg.devices]
-    if cfg.privileged:                   # every host device, as Docker's --privileged (devices.py)
-        given = {ctr for _host, ctr in nodes}
-        nodes += [[p, p] for p in host_devices() if p not in given]
+    if cfg.privileged:
+        # every host device, as Docker's --privileged: the nodes the spec lists (security.options
+        # walked /dev once, at create; ocispec.py hands the same list to an OCI runtime)
+        skip = {ctr for _host, ctr in nodes} | {n["path"] for n in default_nodes()}
+        nodes += [[n["path"], n["path"]] for n in prepared(cfg)[1]["linux"]["devices"] if n["path"] not in skip]
     return nodes
 
 

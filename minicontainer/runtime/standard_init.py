@@ -312,9 +312,6 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
     prepared = confine.in_container(msg["security"], user, env) if msg.get("security") else None
     if prepared is None and user:
         switch_user(user, env)
-    elif prepared is None:
-        from ..images.userdb import home_of
-        env.setdefault("HOME", home_of(0))
     if prepared is not None:
         from ..security import apply
         apply(prepared, apparmor_now=True)
