@@ -13,7 +13,7 @@ exactly as they call runc.
     init.py       the container's side of create and exec (runc init / nsexec)
     mounts.py     mounts, devices, masked paths, pivot_root (libcontainer/rootfs_linux.go)
     lifecycle.py  start, state, kill, delete, pause, resume, ps
-    exec.py       exec
+    exec.py       exec, and run(): the same exec in-process (the engine's `minicontainer exec`)
     hooks.py      the six kinds of OCI hooks
     _security.py  the one door to minicontainer.security (capabilities, seccomp, …)
     log.py        runc's --log/--log-format lines

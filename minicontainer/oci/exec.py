@@ -1,12 +1,14 @@
 """``exec --process FILE ID``: one more process in a running container (``docker exec``,
-``podman exec``, ``ctr task exec``).
+``podman exec``, ``ctr task exec``) — and the engine's ``minicontainer exec``, which calls
+:func:`run` in-process with a Process made from its flags (runtime/exec.py): one exec path.
 
-The runtime puts a forked child into the container's cgroup, the child joins every namespace of the
-container's first process that differs from its own (nsenter's order, namespaces.enter) and forks
-once more (a PID namespace takes only children); that grandchild chdirs, gets a terminal if asked,
-applies the process's security settings and execs. With ``--detach`` the runtime and the middle
-child exit once it runs (the shim/conmon, subreapers, inherit it and wait for it); without, the
-middle child waits and the runtime exits with the program's status, as ``runc exec`` does.
+The runtime puts a forked child C into the container's cgroup; C joins every namespace of the
+container's first process that differs from its own (the user namespace last), enters the working
+directory, takes the process's confinement (capabilities, seccomp, no_new_privs, ids, AppArmor) and
+forks G (a PID namespace takes only children); G gets its stdio and a terminal if asked, finds the
+program in the container's PATH and execs (init.py says why confined before the fork). With
+``--detach`` the runtime and C exit once it runs (the shim/conmon, subreapers, inherit it and wait
+for it); without, C waits and the runtime exits with the program's status, as ``runc exec`` does.
 Seccomp: the container's profile (kept in the record at create) applies to exec'd processes too;
 so does its AppArmor profile, unless the process names its own (``process.apparmorProfile``, runc's rule).
 """
@@ -27,6 +29,8 @@ _TIMEOUT = 30.0
 def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None = None,
                  detach: bool = False, console_socket: str | None = None, tty: bool | None = None,
                  preserve_fds: int = 0) -> int:
+    """``minicontainer-oci exec``: the process file read and checked, the container's state, then
+    :func:`run`."""
     proc = specmod.load_process(process_file)
     if tty is not None and tty != proc.terminal:
         proc = specmod.Process(**{**{n: getattr(proc, n) for n in proc.__record_fields__}, "terminal": tty})
@@ -37,9 +41,23 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
     prepared = _security.prepare(_security.process_security(proc, st.data.get("seccomp"),
                                                             st.data.get("apparmor") or ""))
     console = _console(console_socket) if proc.terminal else None
+    return run(st.pid, cg, proc, prepared, console=console, detach=detach, preserve_fds=preserve_fds,
+               pid_file=pid_file)
+
+
+def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool = False,
+        preserve_fds: int = 0, pid_file: str | None = None, on_ready=None) -> int:
+    """Run ``proc`` (a spec.Process) in the container whose first process is ``pid`` and whose
+    cgroup is ``cg``, confined by ``prepared`` (security.Prepared); the program's exit status (its
+    docker code), or 0 at once with ``detach``. The in-process entry point: the engine's ``exec``
+    (runtime/exec.py) calls it with its own Process and settings, so both exec the same way.
+    ``console``: a connected Unix socket for the terminal's master (closed here); ``stdio``: the
+    process's fds 0-2 (default: ours); ``on_ready()``: called once the program is about to run
+    (the engine relays the terminal from then on). Errors: the exception of the stage that failed,
+    with docker's 126/127 for a program that cannot be run or found."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ctx = Context(pid=st.pid, process=proc, prepared=prepared, console=console, detach=detach,
-                  preserve_fds=preserve_fds)
+    ctx = Context(pid=pid, process=proc, prepared=prepared, console=console, detach=detach,
+                  preserve_fds=preserve_fds, stdio=stdio)
     c = os.fork()
     if c == 0:
         parent.close()
@@ -47,14 +65,16 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
     child.close()
     if console is not None:
         console.close()
-    pid = 0
+    gpid = 0
+    forwarded = ()
     try:
         if cg is not None and cg.exists():
             cg.add(c)
-        if not detach:
+        import signal
+        import threading
+        if not detach and threading.current_thread() is threading.main_thread():
             # the signals to forward wait (blocked, pending) from here until forwarding is in place:
             # the process may run, and its caller signal us, before we know its pid
-            import signal
             forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                          signal.SIGUSR2)
             signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
@@ -63,39 +83,63 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
         while True:
             kind, value = _recv(parent, deadline)
             if kind == "pid":
-                pid = value
+                gpid = value
             elif kind == "ready":
                 break
             elif kind == "error":
-                raise value
+                raise _translated(value)
             else:
                 raise ContainerError("exec: the process ended before it was ready")
     except BaseException:
         parent.close()
-        if pid:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+        _end(gpid)
         os.waitpid(c, 0)
+        if forwarded:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
         raise
     parent.close()
     if pid_file:
-        statemod.write_pid_file(pid_file, pid)
-    if not detach:
+        statemod.write_pid_file(pid_file, gpid)
+    old = {}
+    if forwarded:
         # runc exec forwards the signals it gets to the process (a ^C, a `kill` of the runtime)
         def forward(sig, _frame):
             try:
-                os.kill(pid, sig)
+                os.kill(gpid, sig)
             except ProcessLookupError:
                 pass
-        for sig in forwarded:
-            signal.signal(sig, forward)
+        old = {sig: signal.signal(sig, forward) for sig in forwarded}
         signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)     # one that came meanwhile: now
-    while True:
-        try:
-            status_ = os.waitpid(c, 0)[1]
-            break
-        except InterruptedError:
-            continue
+    try:
+        if on_ready is not None:
+            try:
+                on_ready()
+            except BaseException:
+                _end(gpid)                       # nobody will relay its terminal: end it
+                raise
+        while True:
+            try:
+                status_ = os.waitpid(c, 0)[1]
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for sig, h in old.items():               # an in-process caller gets its handlers back
+            signal.signal(sig, h)
     return 0 if detach else exit_code(status_)
+
+
+def _translated(exc: BaseException) -> BaseException:
+    """A stage's exception as one of ours (operation + path + errno), never a raw OSError."""
+    if isinstance(exc, OSError):
+        from ..errors import from_oserror
+        return from_oserror(exc, "exec in the container", exc.filename)
+    return exc
+
+
+def _end(gpid: int) -> None:
+    if gpid:
+        try:
+            os.kill(gpid, 9)
+        except ProcessLookupError:
+            pass

@@ -54,7 +54,8 @@ def _chdir(cwd) -> None:
         os.chdir(cwd)
         os.getcwd()
     except OSError as exc:
-        raise from_oserror(exc, "chdir to process.cwd (outside the container's root?)", cwd) from exc
+        raise from_oserror(exc, "chdir to the working directory (process.cwd; outside the container's "
+                                "root?)", cwd) from exc
 
 def send(sock, kind: str, value=None) -> None:
     sock.send(pickle.dumps((kind, value)))
@@ -323,19 +324,47 @@ def create_stage2(ctx, sock, userns: bool, cgroupns: bool, mntns: bool) -> None:
         os._exit(code if code != 125 else 1)
 
 
-# --- exec -------------------------------------------------------------------------------------------
+# --- exec ----------------------------------------------------------------------------------------
+# One exec for every caller: ``minicontainer-oci exec`` (podman exec, ctr task exec) and the engine's
+# ``minicontainer exec`` (runtime/exec.py), which calls oci/exec.run in-process.
 
 def exec_stage1(ctx, sock) -> None:
-    """C of ``exec``: joins the container's namespaces (those that differ from ours), forks G."""
+    """C of ``exec``: joins the container's namespaces (those that differ from ours), enters the
+    working directory and takes the process's confinement, then forks G into the PID namespace.
+
+    Confined *before* that fork, not in G as runc's init does: once G exists it is visible in the
+    container's PID namespace while it is still the host's interpreter, and a process in there
+    with CAP_SYS_PTRACE (``--cap-add``, ``--privileged``) could attach to it before it confined
+    itself (CVE-2019-5736's pattern); non-dumpable alone does not stop a capable tracer. C only
+    forks and waits afterwards: nothing the seccomp filter denies. AppArmor's exec transition is
+    written first, through the host's /proc: C never enters the PID namespace, so the container's
+    /proc has no /proc/self for it (the kernel keeps the transition across the fork until G's
+    execve)."""
     try:
         sc = _sc()
         sc.set_dumpable(False)
+        proc, prepared = ctx.process, ctx.prepared
+        preload(proc.terminal, False, proc)
         if recv(sock)[0] != "go":
             os._exit(1)
         from .. import namespaces
         kinds = [k for k in namespaces.KINDS if _differs(ctx.pid, k)]
-        preload(ctx.process.terminal, False, ctx.process)
-        namespaces.enter(ctx.pid, kinds)
+        aa = prepared.apparmor_profile
+        if aa and aa != "unconfined":
+            from ..security.apparmor import change_onexec
+            change_onexec(aa)
+            prepared.apparmor_profile = ""           # written: apply writes nothing more
+        # the user namespace last: as host root we may join the others whichever user namespace
+        # owns them (the engine's --userns=remap container: its mnt and pid are the host's user
+        # namespace's), and after it we are root only in there
+        # (opened first: once in its mount namespace, /proc is the container's and has no ctx.pid)
+        userns = os.open(f"/proc/{ctx.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC) if "user" in kinds else -1
+        namespaces.enter(ctx.pid, [k for k in kinds if k != "user"])
+        if userns >= 0:
+            sc.setns(userns, sc.CLONE_NEWUSER, path="the container's user namespace")
+            os.close(userns)
+        _chdir(proc.cwd)
+        _security.apply(prepared)
         pid = _fork_announced(sock, exec_stage2, ctx, sock)
         sock.close()
         if ctx.detach:
@@ -354,20 +383,23 @@ def _differs(pid: int, kind: str) -> bool:
 
 
 def exec_stage2(ctx, sock) -> None:
+    """G of ``exec``, in the container's PID namespace and already confined (exec_stage1): its
+    stdio, a terminal if asked, the program looked up in the container's PATH, execve."""
     proc = ctx.process
     try:
         sc = _sc()
         sc.set_pdeathsig(0)
+        for i, fd in enumerate(ctx.stdio or ()):
+            if fd is not None:
+                os.dup2(fd, i)
         if proc.terminal:
             os.setsid()
             _terminal(ctx.console, proc.console_size)
-        _chdir(proc.cwd)
         exe = lookup(proc.args[0], proc.env)
         _prepare_fds(ctx.preserve_fds)
         env = _environ(proc)
         send(sock, "ready", None)
         sock.close()
-        _security.apply(ctx.prepared)
         _reset_signals()
         os.execve(exe, list(proc.args), env)
     except BaseException as exc:  # noqa: BLE001

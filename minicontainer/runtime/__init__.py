@@ -16,7 +16,7 @@ monitor.py          ``run -d``: the process that waits for a detached container 
 waiter.py           the monitor as a bare interpreter once the container runs (why only one)
 teardown.py         the one teardown of a container's resources, and fault injection
 lifecycle.py        kill, stop, pause, unpause, rm, ps, inspect, stats, logs
-exec.py             ``exec``: a process joining a running container
+exec.py             ``exec``: its flags as an OCI process, run by the OCI runtime's exec
 userns.py           ``--userns=remap``: the user namespace, its order, idmapped layers
 garbage.py          ``gc``: what crashed runs left
 ocispec.py          a record as an OCI runtime-spec config.json (the engine → OCI runtime seam)

@@ -10,8 +10,8 @@ The mechanisms are :mod:`minicontainer.security`'s; this module only decides *wh
 2. right after the container's cgroup is made, before any process joins it (parked.py):
    the device rules (v1 ``devices.deny``/``devices.allow``, v2 a BPF program on the group);
 3. in the container's process, after pivot_root, mounts, hostname, working directory and
-   terminal, as the last step before exec (standard_init.py; exec.py before it forks into the
-   container's PID namespace): :func:`in_container` turns the user (``-u``, else the image's
+   terminal, as the last step before exec (standard_init.py; for ``exec`` the OCI runtime's exec
+   before it forks into the container's PID namespace, oci/init.py): :func:`in_container` turns the user (``-u``, else the image's
    ``User``, resolved in the container's own /etc) into numbers, and ``security.apply`` does
    rlimits, no_new_privs, seccomp, the bounding set, the ids, capset and the AppArmor profile (at
    exec) in runc's order. (``create`` has loaded our AppArmor profile into the kernel if it was
@@ -114,21 +114,22 @@ def load_for_container() -> None:
     from ..security import apparmor, capabilities, seccomp  # noqa: F401
 
 
-def in_container(sec: dict, user: str | None, env: dict):
-    """In the container's process (its root is the container's): ``sec`` (from :func:`prepared`)
-    with ``user`` resolved in the container's /etc to uid, gid and groups; HOME set when ``env`` has
-    none (root's home for no user, as runc sets it). A non-root user gets an empty effective set
-    (Docker's rule). Returns the Prepared."""
+def in_container(sec: dict, user: str | None, env: dict, root: str = "/"):
+    """``sec`` (from :func:`prepared`) with ``user`` resolved to uid, gid and groups in the
+    container's /etc — under ``root``: "/" in the container's own process after pivot_root,
+    ``/proc/PID/root`` from the host for ``exec`` (userdb's reader follows no symlink either way);
+    HOME set when ``env`` has none (root's home for no user, as runc sets it). A non-root user gets
+    an empty effective set (Docker's rule). Returns the Prepared."""
     from ..security import from_dict
     p = from_dict(sec)
     if not user:
         from ..images.userdb import home_of
-        env.setdefault("HOME", home_of(0))
+        env.setdefault("HOME", home_of(0, root))
     else:
         from ..errors import from_oserror
         from ..images.userdb import resolve_user
         try:
-            uid, gid, groups, home = resolve_user(user, "/")
+            uid, gid, groups, home = resolve_user(user, root)
         except OSError as exc:
             raise from_oserror(exc, f"switch to user {user}") from exc
         p.uid, p.gid, p.groups = uid, gid, tuple(groups)

@@ -139,3 +139,31 @@ def test_gc_removes_an_empty_cgroup_parent_left_behind(roots):
     out = mc(roots, "gc", check=0).stdout
     assert "cgroup parent" in out, out
     assert not any(p.exists() for p in parents), [str(p) for p in parents if p.exists()]
+
+
+def test_exec_forwards_signals_to_its_process(roots):
+    """`minicontainer exec` is the OCI runtime's exec (oci/exec.run): a SIGTERM to the command
+    reaches the process in the container, which ends, and the command exits as it did (128+15) —
+    docker exec's signal proxy, runc exec's forwarding. Before, the command died alone and left
+    its process running in the container."""
+    import signal
+    import time
+    mc(roots, "run", "-d", "--name", "mceng-sig", "--network", "none", "busybox", "sleep", "60", check=0)
+    try:
+        p = subprocess.Popen([PY, "-m", "minicontainer.cli", "exec", "mceng-sig", "sleep", "41"], env=roots,
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def sleepers() -> list[str]:
+            out = mc(roots, "exec", "mceng-sig", "ps", "-o", "args", check=0).stdout
+            return [ln for ln in out.splitlines() if ln.strip() == "sleep 41"]
+        deadline = time.monotonic() + 20
+        while not sleepers():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode == 128 + signal.SIGTERM, (p.returncode, err)
+        assert sleepers() == [], "the exec'd process outlived its command"
+    finally:
+        mc(roots, "rm", "-f", "mceng-sig", check=0)
+    _nothing_left(roots)
