@@ -33,13 +33,6 @@ def die_at(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class Context:
-    """What the forked children need (they are forks: plain attributes, nothing pickled)."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-
 def _console(path: str | None):
     if not path:
         raise ContainerError("process.terminal is true but there is no --console-socket",
@@ -63,15 +56,6 @@ def _write_maps(pid: int, lin) -> None:
     from ..namespaces import write_id_maps
     write_id_maps(pid, um, gm, setgroups=None,
                   hint="linux.uidMappings/gidMappings: each 'inside outside count' must fit and not overlap")
-
-
-def _recv(sock, deadline: float):
-    sock.settimeout(max(0.1, deadline - time.monotonic()))
-    try:
-        return init.recv(sock)
-    except socket.timeout:
-        raise ContainerError("create: the container's init did not answer within "
-                             f"{_TIMEOUT:.0f} s") from None
 
 
 def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, console_socket: str | None = None,
@@ -111,7 +95,7 @@ def create(root: str, cid: str, bundle: str, *, pid_file: str | None = None, con
         dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         die_at("fifo")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ctx = Context(spec=spec, bundle=bundle, cgroup=cg, fifo_fd=fifo_fd, dir_fd=dir_fd, no_pivot=no_pivot,
+        ctx = init.Context(spec=spec, bundle=bundle, cgroup=cg, fifo_fd=fifo_fd, dir_fd=dir_fd, no_pivot=no_pivot,
                       preserve_fds=preserve_fds, prepared=prepared, console=console,
                       state=st.oci("creating"))
         c = os.fork()
@@ -165,7 +149,7 @@ def _drive(sock, c: int, cg, st, spec) -> int:
     init.send(sock, "go")
     pid = 0
     while True:
-        kind, value = _recv(sock, deadline)
+        kind, value = init.recv_until(sock, deadline, "create")
         if kind == "maps":
             _write_maps(value, spec.linux)
             init.send(sock, "go")

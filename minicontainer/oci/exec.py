@@ -15,13 +15,14 @@ so does its AppArmor profile, unless the process names its own (``process.apparm
 from __future__ import annotations
 
 import os
-import socket
+# the C modules: `socket` and `signal` wrap them in enums, and `threading` is not needed to find
+# out whether we run in the main thread (exec's path: bench/README.md)
+import _signal as signal
+import _socket as socket
 import time
 
 from ..errors import ContainerError, exit_code
-from . import _security, init, spec as specmod, state as statemod
-from .create import Context, _console, _recv
-from .state import status
+from . import init
 
 _TIMEOUT = 30.0
 
@@ -31,6 +32,9 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
                  preserve_fds: int = 0) -> int:
     """``minicontainer-oci exec``: the process file read and checked, the container's state, then
     :func:`run`."""
+    from . import _security, spec as specmod
+    from .create import _console
+    from .state import status, write_pid_file
     proc = specmod.load_process(process_file)
     if tty is not None and tty != proc.terminal:
         proc = specmod.Process(**{**{n: getattr(proc, n) for n in proc.__record_fields__}, "terminal": tty})
@@ -42,21 +46,22 @@ def exec_process(root: str, cid: str, process_file: str, *, pid_file: str | None
                                                             st.data.get("apparmor") or ""))
     console = _console(console_socket) if proc.terminal else None
     return run(st.pid, cg, proc, prepared, console=console, detach=detach, preserve_fds=preserve_fds,
-               pid_file=pid_file)
+               on_pid=(lambda pid: write_pid_file(pid_file, pid)) if pid_file else None)
 
 
 def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool = False,
-        preserve_fds: int = 0, pid_file: str | None = None, on_ready=None) -> int:
+        preserve_fds: int = 0, on_pid=None, on_ready=None) -> int:
     """Run ``proc`` (a spec.Process) in the container whose first process is ``pid`` and whose
     cgroup is ``cg``, confined by ``prepared`` (security.Prepared); the program's exit status (its
     docker code), or 0 at once with ``detach``. The in-process entry point: the engine's ``exec``
     (runtime/exec.py) calls it with its own Process and settings, so both exec the same way.
     ``console``: a connected Unix socket for the terminal's master (closed here); ``stdio``: the
     process's fds 0-2 (default: ours); ``on_ready()``: called once the program is about to run
-    (the engine relays the terminal from then on). Errors: the exception of the stage that failed,
+    (the engine relays the terminal from then on); ``on_pid(pid)``: the program's pid on the host,
+    then (``--pid-file``). Errors: the exception of the stage that failed,
     with docker's 126/127 for a program that cannot be run or found."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ctx = Context(pid=pid, process=proc, prepared=prepared, console=console, detach=detach,
+    ctx = init.Context(pid=pid, process=proc, prepared=prepared, console=console, detach=detach,
                   preserve_fds=preserve_fds, stdio=stdio)
     c = os.fork()
     if c == 0:
@@ -70,9 +75,7 @@ def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool 
     try:
         if cg is not None and cg.exists():
             cg.add(c)
-        import signal
-        import threading
-        if not detach and threading.current_thread() is threading.main_thread():
+        if not detach and _main_thread():
             # the signals to forward wait (blocked, pending) from here until forwarding is in place:
             # the process may run, and its caller signal us, before we know its pid
             forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -81,7 +84,7 @@ def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool 
         init.send(parent, "go")
         deadline = time.monotonic() + _TIMEOUT
         while True:
-            kind, value = _recv(parent, deadline)
+            kind, value = init.recv_until(parent, deadline, "exec")
             if kind == "pid":
                 gpid = value
             elif kind == "ready":
@@ -98,8 +101,8 @@ def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool 
             signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
         raise
     parent.close()
-    if pid_file:
-        statemod.write_pid_file(pid_file, gpid)
+    if on_pid is not None:
+        on_pid(gpid)
     old = {}
     if forwarded:
         # runc exec forwards the signals it gets to the process (a ^C, a `kill` of the runtime)
@@ -125,8 +128,17 @@ def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool 
                 continue
     finally:
         for sig, h in old.items():               # an in-process caller gets its handlers back
-            signal.signal(sig, h)
+            if h is not None:                    # (None: one not set from Python; left as it is)
+                signal.signal(sig, h)
     return 0 if detach else exit_code(status_)
+
+
+def _main_thread() -> bool:
+    """Can signal handlers be set here? Only Python's main thread may (a notebook's worker thread
+    may not). Without `threading` imported there is no other thread of Python's making."""
+    import sys
+    threading = sys.modules.get("threading")
+    return threading is None or threading.current_thread() is threading.main_thread()
 
 
 def _translated(exc: BaseException) -> BaseException:

@@ -34,7 +34,7 @@ import os
 import _pickle as pickle
 import _signal as signal
 
-from ..errors import ExecError, MiniContainerError, exit_code
+from ..errors import ContainerError, ExecError, MiniContainerError, exit_code
 from . import _security
 
 #: runtime ↔ child message size bound
@@ -56,6 +56,24 @@ def _chdir(cwd) -> None:
     except OSError as exc:
         raise from_oserror(exc, "chdir to the working directory (process.cwd; outside the container's "
                                 "root?)", cwd) from exc
+
+class Context:
+    """What the forked stages need (they are forks: plain attributes, nothing pickled)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def recv_until(sock, deadline: float, what: str) -> tuple:
+    """The next message from a stage, or ContainerError once ``deadline`` (time.monotonic) passed."""
+    import time
+    left = deadline - time.monotonic()
+    sock.settimeout(max(0.1, left))
+    try:
+        return recv(sock)
+    except TimeoutError:
+        raise ContainerError(f"{what}: the container's process did not answer in time") from None
+
 
 def send(sock, kind: str, value=None) -> None:
     sock.send(pickle.dumps((kind, value)))
