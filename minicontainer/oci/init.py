@@ -57,6 +57,7 @@ def _chdir(cwd) -> None:
         raise from_oserror(exc, "chdir to the working directory (process.cwd; outside the container's "
                                 "root?)", cwd) from exc
 
+
 class Context:
     """What the forked stages need (they are forks: plain attributes, nothing pickled)."""
 

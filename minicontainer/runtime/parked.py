@@ -149,8 +149,8 @@ class Parked:
 def park(spec: dict, cgroup_name: str | None = None, limits=None) -> Parked:
     """Create the cgroup (``limits`` applied first), fork C (and through it G) into it, parked.
     Each resource registers its release the moment it exists; any failure releases them all.
-    ``spec["slim"]`` (a detached start, in the monitor): C is ended once G is in the cgroup, and the
-    returned Parked's ``pid`` is G's (:meth:`Parked.hand_over`)."""
+    ``spec["slim"]`` (a detached start, in the monitor; the server's spare, in its worker): C is
+    ended once G is in the cgroup, and the returned Parked's ``pid`` is G's (:meth:`Parked.hand_over`)."""
     import _socket
     from ..cgroups import Cgroup
     if spec.get("slim"):     # G checks its parent against this: our pid as the host's /proc shows it
@@ -218,9 +218,12 @@ def park_spare(image: str = "busybox") -> Parked:
         layer = store.create_container_layer(cid)
         undo.callback(teardown.release_layer, cid)
         private.write(layer.path / "spare", fastjson.dumps(me()))
+        # slim: C is ended now, while nobody waits, and G is the spare worker's own child — the
+        # request's worker, which then waits for PID 1 itself. A C left waiting would add its wake-up
+        # and its exit (a forked runtime's: ~1 ms, bench/README.md) after the command's end.
         spec = {"cid": cid, "names": ["uts", "ipc", "pid", "net"], "join_net": None,
                 "lowerdirs": img.lowerdirs, "upperdir": str(layer.upperdir),
-                "workdir_ovl": str(layer.workdir), "image_id": img.id}
+                "workdir_ovl": str(layer.workdir), "image_id": img.id, "slim": True}
         child = park(spec)
         undo.pop_all()
     child.owns_layer = True

@@ -6,8 +6,9 @@ standard_init_linux.go); we fork instead, so this code is already loaded in the 
 - **C** (:func:`child`), forked by parked.py, already inside the new container's cgroup: unshares
   the namespaces (uts, ipc, pid, net — or joins a peer's net), and forks again, because a new PID
   namespace only applies to the *next* child. C reports G's pid on the error pipe and then waits for
-  G — or, for a detached container (``slim``), waits to be ended by the monitor once G is in its
-  cgroup, leaving G to the monitor (parked.py's hand-over, waiter.py says why). With
+  G — or, for a detached container and the server's spare (``slim``), waits to be ended by the
+  monitor (the spare's worker) once G is in its cgroup, leaving G to it (parked.py's hand-over,
+  waiter.py says why). With
   ``--userns=remap`` uts, ipc and net are a user namespace's instead, made by a helper that C joins
   (userns.py); C stays host root;
 - **G** (:func:`container_init`), PID 1 of the container: unshares the mount namespace, mounts the
@@ -154,8 +155,9 @@ def child(spec: dict, sock, err_w) -> None:
             os.close(err_w)
             sock.close()
             if spec.get("slim"):
-                # a detached container: the monitor ends us once G is in its cgroup and takes G
-                # over (parked.Parked.hand_over). Never reap G here: its pid must stay ours.
+                # a detached container or the spare: the monitor (the spare's worker) ends us once
+                # G is in its cgroup and takes G over (parked.Parked.hand_over). Never reap G
+                # here: its pid must stay ours.
                 while True:
                     signal.pause()
             signal.signal(signal.SIGTERM, lambda s, f: os.kill(gpid, s))
