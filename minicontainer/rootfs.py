@@ -185,9 +185,20 @@ def _mount_dev(root: str, own: str = "") -> None:
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
              "mode=1777,size=65536k" + own)
-    for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for link, to in dev_links():
         os.symlink(to, os.path.join(dev, link))
+
+
+def dev_links() -> list[tuple[str, str]]:
+    """The /dev symlinks every container gets, ours as runc's (its defaultSymlinks; the OCI runtime
+    makes the same ones, oci/mounts.py): fd, stdin, stdout, stderr, and ``core`` → /proc/kcore where
+    the kernel has one (masked: MASKED_PATHS). One list, or the engine's /dev and a bundle's differ
+    on a kernel with /proc/kcore (test_engine_vs_oci found it in the VM: this host has none)."""
+    links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2")]
+    if os.path.exists("/proc/kcore"):
+        links.append(("core", "/proc/kcore"))
+    return links
 
 
 def _mask(path: str, root: str = "/") -> None:

@@ -218,10 +218,7 @@ def _devices(root: str, devices, bind_only: bool) -> None:
 
 def _dev_links(root: str, has_pts: bool) -> None:
     dev = root + secure_join(root, "/dev")
-    links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-             ("stderr", "/proc/self/fd/2")]
-    if os.path.exists("/proc/kcore"):
-        links.append(("core", "/proc/kcore"))
+    links = rootfs.dev_links()
     if has_pts:
         ptmx = os.path.join(dev, "ptmx")
         if os.path.lexists(ptmx):
