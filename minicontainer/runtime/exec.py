@@ -36,6 +36,9 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     if user is not None:
         from ..images.userdb import parse_spec
         parse_spec(user)                  # a bad -u is an error here, before anything is forked
+    for e in env:                         # run's rule (config.py): before anything is forked
+        if "=" not in e or e.startswith("="):
+            raise ConfigError(f"invalid environment variable {e!r}", hint="use -e KEY=VALUE")
     wd = workdir or rec["workdir"]
     if not isinstance(wd, str) or not wd.startswith("/"):
         raise ConfigError(f"exec -w {wd!r}: not an absolute path", hint="give the working directory as /PATH")

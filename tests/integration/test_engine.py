@@ -92,6 +92,8 @@ def test_exec_runs_as_the_containers_user_unless_told(roots):
         assert p.returncode == 125 and p.stderr.count("\n") == 1 and "unable to find user" in p.stderr, p.stderr
         p = mc(roots, "exec", "-u", "a:b:c", "mceng-u", "true")
         assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid user" in p.stderr, p.stderr
+        p = mc(roots, "exec", "-e", "NO_VALUE", "mceng-u", "true")     # run's rule: KEY=VALUE
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid environment" in p.stderr, p.stderr
     finally:
         mc(roots, "rm", "-f", "mceng-u")
     _nothing_left(roots)
