@@ -14,7 +14,6 @@ of PID 1 that differs from ours, confines, forks into the PID namespace and exec
 
 from __future__ import annotations
 
-import os
 
 from ..errors import ConfigError, ConflictError, ExecError
 from .lifecycle import running
