@@ -90,7 +90,7 @@ def run(pid: int, cg, proc, prepared, *, console=None, stdio=None, detach: bool 
             elif kind == "ready":
                 break
             elif kind == "error":
-                raise _translated(value)
+                raise value
             else:
                 raise ContainerError("exec: the process ended before it was ready")
     except BaseException:
@@ -139,14 +139,6 @@ def _main_thread() -> bool:
     import sys
     threading = sys.modules.get("threading")
     return threading is None or threading.current_thread() is threading.main_thread()
-
-
-def _translated(exc: BaseException) -> BaseException:
-    """A stage's exception as one of ours (operation + path + errno), never a raw OSError."""
-    if isinstance(exc, OSError):
-        from ..errors import from_oserror
-        return from_oserror(exc, "exec in the container", exc.filename)
-    return exc
 
 
 def _end(gpid: int) -> None:

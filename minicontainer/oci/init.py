@@ -88,6 +88,11 @@ def recv(sock) -> tuple:
 
 
 def _payload(exc: BaseException) -> BaseException:
+    """What a stage sends back for ``exc``: one of ours (a raw OSError as operation + path + errno,
+    for create and exec alike), else the exception itself, else its text."""
+    if isinstance(exc, OSError):
+        from ..errors import from_oserror
+        exc = from_oserror(exc, "set up the container's process", exc.filename)
     try:
         pickle.loads(pickle.dumps(exc))
         return exc

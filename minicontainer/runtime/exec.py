@@ -14,7 +14,6 @@ of PID 1 that differs from ours, confines, forks into the PID namespace and exec
 
 from __future__ import annotations
 
-
 from ..errors import ConfigError, ConflictError, ExecError
 from .lifecycle import running
 from .config import ContainerConfig
@@ -74,8 +73,7 @@ def exec_in(ref: str, argv: list[str], *, env=(), workdir: str | None = None, st
     elif on_started:
         on_ready = on_started
     try:
-        return oci_exec.run(rec["pid"], cg, proc, prepared, console=console, on_ready=on_ready,
-                            stdio=None if stdio == (None, None, None) else stdio)
+        return oci_exec.run(rec["pid"], cg, proc, prepared, console=console, on_ready=on_ready, stdio=stdio)
     finally:
         if pty is not None and back.fileno() >= 0:
             back.close()
