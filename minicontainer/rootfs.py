@@ -145,6 +145,26 @@ def secure_join(root: str, path: str) -> str:
     return "/" + "/".join(done)
 
 
+def volume_target(root: str, target: str) -> str:
+    """Where volume ``target`` lands: the path resolved *inside* ``root`` (:func:`secure_join`), as
+    runc resolves every mount destination. An image's symlink on the way is followed the way the
+    container itself will follow it — Debian's ``/var/run -> /run`` makes ``-v …:/var/run/x`` land
+    on ``/run/x`` — but an absolute link resolves against the container's root, never the host's,
+    and ``..`` stops at it. The mount itself then goes through :func:`open_in_root`, which refuses
+    any symlink left on the resolved path: one swapped in after the resolution (by a container that
+    shares an earlier volume) cannot redirect it. Rejected: refusing every symlink on the way (what
+    this did until 2026-12) — safe, but Docker runs such images and ours said "refusing". A target
+    that resolves into a mount of the runtime's own (``/data -> /proc``) is refused as a direct one
+    is (:func:`parse_volume`)."""
+    resolved = secure_join(root, target)
+    for own in RUNTIME_MOUNTS:
+        if resolved == own or own.endswith("/") and (resolved + "/").startswith(own):
+            raise RootfsError(f"volume destination {target} resolves to {resolved} inside the container, "
+                              f"the runtime's own mount ({own.rstrip('/')})",
+                              hint="a symlink of the image leads there: mount the volume somewhere else")
+    return resolved
+
+
 def _mount_on(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
     """Mount onto ``root``/``target`` after symlink-safe resolution, through /proc/self/fd. A
     generated /etc file's path that is a symlink in the image is replaced first (:func:`_unlink_symlink`)."""
@@ -355,9 +375,10 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
         _mount_on(host, root, target, None, sc.MS_BIND, create="file")
     for v in volumes:
         kind = "dir" if os.path.isdir(v.source) else "file"
-        _mount_on(v.source, root, v.target, None, sc.MS_BIND | sc.MS_REC, create=kind)
+        target = volume_target(root, v.target)
+        _mount_on(v.source, root, target, None, sc.MS_BIND | sc.MS_REC, create=kind)
         if v.readonly:
-            fd = open_in_root(root, v.target)
+            fd = open_in_root(root, target)
             try:
                 _remount_ro(f"/proc/self/fd/{fd}")
             finally:

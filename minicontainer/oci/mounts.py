@@ -160,9 +160,30 @@ def mount_cgroup(root: str, dest: str, flags: int, cgroup, new_cgroupns: bool) -
         _remount(base, flags & ~sc.MS_REC)
 
 
+#: the /proc files a mount may cover (runc's checkProcMount: what lxcfs emulates)
+PROC_ALLOWED = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled")
+
+
+def check_proc(m, dest: str) -> None:
+    """No mount inside the container's /proc but a proc file system at /proc itself and lxcfs's
+    files (runc's checkProcMount). Over /proc/self/attr or /proc/sys a bind would undo a confinement
+    applied later; ``dest`` is the *resolved* destination, so an image's ``/data -> /proc`` link
+    does not get a volume in there either."""
+    if dest == "/proc":
+        if m.type == "proc" or (m.type == "bind" and os.path.realpath(m.source) == "/proc"):
+            return
+    elif not dest.startswith("/proc/") or dest in PROC_ALLOWED:
+        return
+    raise RootfsError(f"mount {m.destination}: it resolves to {dest}, inside the container's /proc",
+                     hint="only a proc file system at /proc, or lxcfs's files (/proc/meminfo, …), may go there")
+
+
 def mount_one(m, root: str, bundle: str, cgroup, new_cgroupns: bool) -> None:
     flags, pflags, data = parse_options(m.options)
     dest = secure_join(root, m.destination)
+    check_proc(m, dest)
     if m.type == "bind" or flags & sc.MS_BIND:
         _mount_bind(m, root, dest, bundle, flags)
     elif m.type == "cgroup" or m.type == "cgroup2":

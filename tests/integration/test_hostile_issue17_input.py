@@ -156,6 +156,26 @@ def test_17_14_resolv_conf_symlink_on_the_bridge(roots, tmp_path):
     assert outside.read_text() == "host's own\n"
 
 
+def test_17_14_volume_through_the_images_symlinks(roots, tmp_path):
+    # Debian's /var/run -> /run: `-v …:/var/run/x` works as under Docker (runc resolves every
+    # destination inside the root); a link into the runtime's own /proc is refused in one line
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "f").write_text("from the volume\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM busybox\nRUN mkdir -p /run && rm -rf /var/run && "
+                                       f"ln -s /run /var/run && ln -s {vol} /abs && ln -s /proc /data\n")
+    mc(roots, "build", "-t", "hostile-links:1", str(ctx), timeout=60, check=0)
+    p = mc(roots, "run", "--rm", "--network", "none", "-v", f"{vol}:/var/run/x", "-v", f"{vol}:/abs/y:ro",
+           "hostile-links:1", "sh", "-c", f"cat /run/x/f {vol}/y/f; touch /abs/y/new || echo ro", timeout=60)
+    assert (p.returncode, p.stdout) == (0, "from the volume\n" * 2 + "ro\n"), p
+    assert sorted(os.listdir(vol)) == ["f"], "a mount point was made in the host's directory"
+    p = mc(roots, "run", "--rm", "--network", "none", "-v", f"{vol}:/data/x", "hostile-links:1", "true")
+    one_line_125(p, "/data/x resolves to /proc/x")
+    nothing_left(roots)
+
+
 def test_17_14_total_size_limit_a_user_can_raise(roots, tmp_path):
     lays = [layer_tar([tar_member(f"blob{i}", os.urandom(700 << 10))]) for i in range(2)]
     arc = docker_save(tmp_path / "big.tar", lays)

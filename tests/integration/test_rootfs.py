@@ -125,16 +125,25 @@ def test_readonly_root(root):
     assert "root-ro" in out and "tmp-ok" in out, out
 
 
-def test_symlinked_volume_destination_refused(root, tmp_path):
+def test_symlinked_volume_destination_stays_in_root(root, tmp_path):
+    # an absolute link to a host directory: followed as the container follows it, inside its root
     target = tmp_path / "mcrf-hostdir"
     target.mkdir()
     os.symlink(str(target), os.path.join(root, "evil"))
     (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("from the volume\n")
     before = mounts()
-    rc, out = run(root, "echo should-not-run", volumes=[f"{tmp_path}/src:/evil/x"])
-    assert rc == 120 and "SETUP-ERROR" in out and "symlink" in out, out
-    assert not (target / "x").exists()
+    rc, out = run(root, "cat /evil/x/f", volumes=[f"{tmp_path}/src:/evil/x"])
+    assert (rc, out) == (0, "from the volume\n"), out
+    assert list(target.iterdir()) == [], "the volume went to the host's directory"
     assert mounts() == before
+
+
+def test_volume_through_a_symlink_into_proc_refused(root, tmp_path):
+    os.symlink("/proc", os.path.join(root, "data"))
+    (tmp_path / "src").mkdir()
+    rc, out = run(root, "echo should-not-run", volumes=[f"{tmp_path}/src:/data/x"])
+    assert rc == 120 and "resolves to /proc/x" in out and "runtime's own mount" in out, out
 
 
 def test_symlinked_mask_target_refused(tmp_path):
