@@ -109,6 +109,8 @@ def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
                 etc["/etc/hosts"] = other.hosts_file()
                 etc["/etc/resolv.conf"] = other.resolv_conf()
             net = network.Attachment(rec["id"], rec["name"], f"container:{peer['name']}")
+        else:
+            etc.update(_etc_without_a_network(rec, cfg))
         teardown.die_at("network")
         # the /etc files in the container's state directory, bind-mounted by G (etcfiles.py): a later
         # refresh writes our file, never a path inside the container's root
@@ -141,6 +143,27 @@ def _start(rec: dict, *, stdio, on_started, detached: bool, pty=None) -> int:
     code = exit_code(status)
     teardown.after_exit(rec, code, cg=cg)
     return code
+
+
+def _etc_without_a_network(rec: dict, cfg) -> dict:
+    """Docker's /etc files for ``--network none`` and ``host``. none: an /etc/hosts of localhost and
+    the container's own name (busybox has no /etc/hosts at all; Debian's is empty: ``getent hosts
+    localhost`` failed), the image's resolv.conf kept — there is nothing to reach. host: the
+    host's own hosts and resolv.conf, copied as they are now (its loopback resolver is reachable
+    from the host's network namespace; an image's resolv.conf names servers of wherever it was
+    built)."""
+    if cfg.network == "none":
+        from ..network.records import Attachment
+        return {"/etc/hosts": Attachment(rec["id"], rec["name"], "none",
+                                         hostname=cfg.hostname or rec["id"][:12]).hosts_file()}
+    files = {}
+    for path in ("/etc/hosts", "/etc/resolv.conf"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                files[path] = f.read(1 << 20)
+        except OSError:
+            pass                  # the host has none: the image's stays, as without this copy
+    return files
 
 
 def _spec(rec: dict, cfg, peer) -> dict:

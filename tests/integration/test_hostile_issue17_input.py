@@ -176,6 +176,19 @@ def test_17_14_volume_through_the_images_symlinks(roots, tmp_path):
     nothing_left(roots)
 
 
+def test_17_14_etc_hosts_without_a_network(roots):
+    # Docker's files: --network none resolves localhost and its own name (busybox has no
+    # /etc/hosts of its own); --network host sees the host's hosts and resolv.conf
+    p = mc(roots, "run", "--rm", "--network", "none", "--hostname", "web", "busybox", "sh", "-c",
+           "cat /etc/hosts; ping -c1 -W1 web | head -1")
+    assert p.returncode == 0 and "127.0.0.1\tlocalhost" in p.stdout and "127.0.1.1\tweb" in p.stdout, p
+    assert "PING web (127.0.1.1)" in p.stdout, p
+    p = mc(roots, "run", "--rm", "--network", "host", "busybox", "cat", "/etc/hosts", "/etc/resolv.conf")
+    want = "".join(open(f).read() for f in ("/etc/hosts", "/etc/resolv.conf") if os.path.exists(f))
+    assert (p.returncode, p.stdout) == (0, want), p
+    nothing_left(roots)
+
+
 def test_17_14_total_size_limit_a_user_can_raise(roots, tmp_path):
     lays = [layer_tar([tar_member(f"blob{i}", os.urandom(700 << 10))]) for i in range(2)]
     arc = docker_save(tmp_path / "big.tar", lays)
