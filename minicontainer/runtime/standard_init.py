@@ -181,6 +181,17 @@ def child(spec: dict, sock, err_w) -> None:
                   "please report it with the command you ran)")
 
 
+def _console(slave: int) -> None:
+    """Bind the terminal's slave over /dev/console (our /dev tmpfs, after the pivot), as runc does
+    for ``terminal: true``: what a program writes to the console reaches ``-t``'s terminal."""
+    from .. import syscalls as sc
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise from_oserror(exc, "create the console's mount point", "/dev/console") from exc
+    sc.mount(os.ttyname(slave), "/dev/console", None, sc.MS_BIND)
+
+
 def _watch_monitor(monitor: int, fail) -> None:
     """A detached G: die with the monitor from now on. The parent-death signal fires whenever the
     parent exits, so G could not set it while C — ended by the monitor before the release
@@ -274,21 +285,26 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         sc.unshare(sc.CLONE_NEWCGROUP)
         mount_cgroupfs("/", readonly=not spec.get("privileged"), only=own)   # after the pivot: "/" is ours
     deathsig = sc.get_pdeathsig()      # the ids change below (the user namespace, -u): see there
-    if userns_fd >= 0:
-        userns.enter(userns_fd)        # the last namespace: from here on, root only inside
-        os.close(userns_fd)
     if msg.get("pty"):
         # -t: the terminal from the container's own /dev/ptmx (its devpts instance, mounted by
-        # prepare_root; after the pivot and as the container's root, so the slave is /dev/pts/0
-        # inside and owned by that root); the master goes back to the runtime, which relays it
+        # prepare_root; after the pivot, so the slave is /dev/pts/0 inside); the master goes back to
+        # the runtime, which relays it. Before the user namespace, while G may still mount: the
+        # slave is bound over /dev/console as runc does for a terminal (a remapped container's
+        # mount namespace is the host's user namespace's), and handed to the container's root.
         master, slave = os.openpty()
         fdpass.send(sock, b"pty", [master])
         os.close(master)
         sock.close()
+        if owner is not None:
+            os.fchown(slave, *owner)
+        _console(slave)
         for i in range(3):
             os.dup2(slave, i)
         if slave > 2:
             os.close(slave)
+    if userns_fd >= 0:
+        userns.enter(userns_fd)        # the last namespace: from here on, root only inside
+        os.close(userns_fd)
     close_inherited(fail.fd)          # before the chdir: no fd of the caller's may name the cwd
     enter_workdir(rec["workdir"], user, fail)
     env = dict(e.split("=", 1) for e in rec["env"])

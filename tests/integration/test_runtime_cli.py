@@ -411,13 +411,15 @@ def _in_terminal(env, args, keys: list[bytes], timeout=20.0, prompt=b"# "):
 
 def test_run_it_gives_an_interactive_shell(roots):
     code, shown = _in_terminal(roots, ["run", "--rm", "-it", "--network", "none", "busybox", "sh"],
-                               [b"[ -t 0 ] && [ -t 1 ] && echo tty-$((40+2))\n", b"tty\n", b"exit 5\n"])
+                               [b"[ -t 0 ] && [ -t 1 ] && echo tty-$((40+2))\n", b"tty\n",
+                                b"echo con$((1+1)) > /dev/console\n", b"exit 5\n"])
     assert code == 5
     assert "BusyBox" in shown and "/ # " in shown          # busybox's interactive banner and prompt
     assert "tty-42\r\n" in shown and "\r\r\n" not in shown  # typed, run in a terminal, raw relay
     # the terminal is the container's own (its devpts), as in Docker: a pair opened on the host's
     # devpts made `tty` say "not a tty" (its /dev/pts/N does not exist inside)
     assert "\r\n/dev/pts/0\r\n" in shown, shown
+    assert "\r\ncon2\r\n" in shown, shown   # /dev/console is the terminal too (runc binds it)
     _nothing_left(roots)
 
 

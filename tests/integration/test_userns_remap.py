@@ -290,3 +290,16 @@ def test_container_network_with_one_side_remapped_is_refused(env):
         finally:
             mc(env, "rm", "-f", "unet2")
     _nothing_left(env)
+
+
+def test_a_terminal_is_the_containers_own_and_its_console(env):
+    # -t in a remapped container: the pty is opened before the user namespace is entered (G may
+    # still mount then: /dev/console), and handed to the container's root, not the host's
+    from tests.integration.test_runtime_cli import _in_terminal
+    code, shown = _in_terminal(env, ["run", "--rm", "-it", "--userns", "remap", "--network", "none",
+                                     "busybox", "sh"],
+                               [b"stat -c '%u %n' $(tty) /dev/console; echo con$((1+1)) > /dev/console\n",
+                                b"exit 3\n"])
+    assert code == 3, shown
+    assert "\r\n0 /dev/pts/0\r\n0 /dev/console\r\ncon2\r\n" in shown, shown
+    _nothing_left(env)
