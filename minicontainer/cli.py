@@ -61,9 +61,9 @@ def _config(a):
     from .images.commands import prepare_run, publish_all
     prepare_run(a)                       # --pull: the image is there before the container exists
     a.publish = a.publish + publish_all(a)                       # -P
-    from .runtime.config import ContainerConfig
-    return ContainerConfig(image=a.image, command=a.command, name=a.name, env=a.env, workdir=a.workdir,
-                           user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
+    from .runtime.config import ContainerConfig, client_env
+    return ContainerConfig(image=a.image, command=a.command, name=a.name, env=client_env(a.env),
+                           workdir=a.workdir, user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
                            pids_limit=a.pids_limit, network=a.network, ports=a.publish,
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,
                            rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search,
@@ -122,7 +122,9 @@ def _ps(a):
 
 
 def _exec(a):
+    from .runtime.config import client_env
     from .runtime.exec import exec_in
+    a.env = client_env(a.env)
     if not a.command:
         from .errors import ConfigError
         raise ConfigError("exec needs a command", hint="minicontainer exec NAME CMD…")

@@ -9,6 +9,8 @@ back (``from_dict``) holds numbers already; parsing a number again is only a ran
 
 from __future__ import annotations
 
+import os
+
 from .._record import asdict, factory, record
 
 from ..errors import ConfigError
@@ -21,6 +23,22 @@ MAX_ARGS_BYTES = 128 << 10
 
 #: RFC 1123 host name labels, as Docker checks --hostname; 64 bytes is the kernel's (__NEW_UTS_LEN)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+
+def client_env(values) -> list[str]:
+    """``-e`` as docker's client reads it: ``NAME=VALUE`` as given; a bare ``NAME`` takes the value
+    from the command's own environment, and is left out when that has none (``-e TERM``,
+    ``-e AWS_PROFILE``). At the command line's edge only: a record, or a notebook's
+    ``runtime.run(env=[...])``, has no client environment, and ``NAME`` there stays an error
+    (:meth:`ContainerConfig.validate`). A served command's worker runs with the command's
+    environment, so this reads the same values there."""
+    out = []
+    for e in values:
+        if "=" in e or not e:
+            out.append(e)
+        elif e in os.environ:
+            out.append(f"{e}={os.environ[e]}")
+    return out
 
 
 def check_workdir(path, where: str = "-w") -> str:

@@ -92,7 +92,12 @@ def test_exec_runs_as_the_containers_user_unless_told(roots):
         assert p.returncode == 125 and p.stderr.count("\n") == 1 and "unable to find user" in p.stderr, p.stderr
         p = mc(roots, "exec", "-u", "a:b:c", "mceng-u", "true")
         assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid user" in p.stderr, p.stderr
-        p = mc(roots, "exec", "-e", "NO_VALUE", "mceng-u", "true")     # run's rule: KEY=VALUE
+        # docker's -e NAME: the value of NAME in the command's environment, left out when unset
+        env = {k: v for k, v in roots.items() if k != "MC_UNSET_HERE"}
+        p = mc(dict(env, MC_PASSED="from here"), "exec", "-e", "MC_PASSED", "-e", "MC_UNSET_HERE", "mceng-u",
+               "sh", "-c", 'echo "$MC_PASSED ${MC_UNSET_HERE-unset}"')
+        assert (p.returncode, p.stdout) == (0, "from here unset\n"), p
+        p = mc(roots, "exec", "-e", "=x", "mceng-u", "true")     # run's rule: a name first
         assert p.returncode == 125 and p.stderr.count("\n") == 1 and "invalid environment" in p.stderr, p.stderr
     finally:
         mc(roots, "rm", "-f", "mceng-u")

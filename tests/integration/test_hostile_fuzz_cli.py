@@ -18,7 +18,7 @@ INVALID = [
     (["-p", "70000:80"], "70000"), (["-v", "/tmp:relative"], "volume"), (["-v", "/tmp:/"], "volume"),
     (["-v", "/tmp:/x:rx"], "rx"), (["-v", "/nonexistent-mc-fuzz:/x"], "/nonexistent-mc-fuzz"),
     (["-u", "bob"], "user"), (["-u", "1:2:3"], "user"), (["--name", "bad/name"], "name"),
-    (["--name", "-lead"], "name"), (["-e", "=x"], "environment"), (["-e", "NOEQUALS"], "environment"),
+    (["--name", "-lead"], "name"), (["-e", "=x"], "environment"),
     (["-w", "rel/dir"], "working directory"), (["--network", "nosuch"], "network"),
 ]
 IMAGES = [("UPPER", "image"), ("a:b:c", "image"), ("nosuch:1", "not found"), ("sha256:0000", "not found")]

@@ -340,6 +340,14 @@ def test_init_passes_exit_code_and_exec_errors(roots):
     assert mc(roots, "run", "--rm", "--init", "--network", "none", "busybox", "nope").returncode == 127
 
 
+def test_run_e_name_takes_the_commands_own_value(roots):
+    env = dict({k: v for k, v in roots.items() if k != "MC_UNSET_HERE"}, MC_PASSED="a b=c")
+    p = mc(env, "run", "--rm", "--network", "none", "-e", "MC_PASSED", "-e", "MC_UNSET_HERE", "-e", "X=1",
+           "busybox", "sh", "-c", 'echo "$MC_PASSED|${MC_UNSET_HERE-unset}|$X"')
+    assert (p.returncode, p.stdout) == (0, "a b=c|unset|1\n"), p
+    _nothing_left(roots)
+
+
 def test_create_then_start_attached(roots):
     cid = mc(roots, "create", "--name", "mcrt-c", "--network", "none", "busybox", "sh", "-c", "echo hi; exit 2",
              check=0).stdout.strip()
