@@ -282,16 +282,16 @@ def test_bad_input_leaves_nothing(env, bundle, tmp_path):
         write_config(b, cfg)
         assert "/no/such/dir" in one_line_error(oci(env, "create", "--bundle", str(b), "b1"))
         # inside the container's /proc (runc's checkProcMount), directly or through the image's link
-        os.symlink("/proc", b / "rootfs" / "data")
-        for dest in ("/proc/sys/kernel", "/data/self/attr"):
+        os.symlink("/proc", b / "rootfs" / "mc-to-proc")
+        for dest in ("/proc/sys/kernel", "/mc-to-proc/self/attr"):
             cfg = json.loads(good)
             cfg["mounts"].append({"destination": dest, "type": "bind", "source": str(tmp_path), "options": ["bind"]})
             write_config(b, cfg)
             assert "inside the container's /proc" in one_line_error(oci(env, "create", "--bundle", str(b), "b1"))
     finally:
         (b / "config.json").write_text(good)
-        if os.path.islink(b / "rootfs" / "data"):
-            os.unlink(b / "rootfs" / "data")
+        if os.path.islink(b / "rootfs" / "mc-to-proc"):
+            os.unlink(b / "rootfs" / "mc-to-proc")
     assert "invalid container id" in one_line_error(oci(env, "create", "--bundle", str(b), "../x"))
     assert one_line_error(oci(env, "state")).count("level=error") == 1
     _gone(env, "b1")
