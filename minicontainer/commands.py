@@ -48,6 +48,8 @@ RUN_OPTIONS = (
     (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]"}),
     (("--read-only",), _T),
     (("--init",), {**_T, "help": "run an init as PID 1 that reaps zombies"}),
+    (("--entrypoint",), {"metavar": "CMD", "help": "run CMD instead of the image's Entrypoint; "
+                         "the image's Cmd is dropped too (docker's rule)"}),
     (("--pull",), {"choices": ("missing", "always", "never"), "default": "missing",
                    "help": "pull the image first (missing: only when it is not in the store)"}),
     (("-P", "--publish-all"), {**_T, "help": "publish the image's exposed ports"}),

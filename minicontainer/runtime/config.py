@@ -77,6 +77,7 @@ class ContainerConfig:
     devices: list[str] = factory(list)
     cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
     userns: str = "host"               # Docker's default; "remap": root inside is a subordinate uid
+    entrypoint: str | None = None      # --entrypoint: replaces the image's Entrypoint and Cmd
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -118,7 +119,10 @@ class ContainerConfig:
                 raise ConfigError(f"invalid hostname {self.hostname!r}",
                                   hint="RFC 1123: letters, digits and '-' in dot-separated labels, "
                                        "at most 64 characters")
-        size = sum(len(w.encode(errors="surrogateescape")) + 1 for w in (*self.command, *self.env))
+        if self.entrypoint is not None and not isinstance(self.entrypoint, str):
+            raise ConfigError(f"invalid --entrypoint {self.entrypoint!r}", hint="give one program: --entrypoint sh")
+        words = (*self.command, *self.env, *((self.entrypoint,) if self.entrypoint else ()))
+        size = sum(len(w.encode(errors="surrogateescape")) + 1 for w in words)
         if size > MAX_ARGS_BYTES:
             raise ConfigError(f"the command and environment are too long ({size} bytes)",
                               hint=f"at most {MAX_ARGS_BYTES} bytes; pass large data in a file (-v)")

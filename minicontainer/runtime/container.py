@@ -50,7 +50,10 @@ def me() -> list:
 
 def command_of(icfg: dict, cfg: ContainerConfig) -> list[str]:
     """What the container runs: the image's Entrypoint, then the user's command or else the image's Cmd
-    (docker's rule)."""
+    (docker's rule). ``--entrypoint`` replaces the Entrypoint and drops the image's Cmd with it
+    (``--entrypoint ""``: the user's command alone)."""
+    if cfg.entrypoint is not None:
+        return ([cfg.entrypoint] if cfg.entrypoint else []) + list(cfg.command)
     return list(icfg.get("Entrypoint") or []) + (list(cfg.command) or list(icfg.get("Cmd") or []))
 
 
@@ -63,6 +66,9 @@ def create(cfg: ContainerConfig) -> dict:
     icfg = img.config or {}
     argv = command_of(icfg, cfg)
     if not argv:
+        if cfg.entrypoint is not None:
+            raise ContainerError('no command: --entrypoint "" drops the image\'s Entrypoint and Cmd',
+                                 hint="add a command: minicontainer run --entrypoint \"\" IMAGE CMD…")
         raise ContainerError(f"image {cfg.image!r} has no command (no Entrypoint or Cmd)",
                              hint="add a command: minicontainer run IMAGE CMD…")
     stop_signal = None

@@ -116,6 +116,15 @@ def test_run_without_a_command_runs_entrypoint_and_cmd(roots, tmp_path):
         assert (p.returncode, p.stdout) == (0, "entry mine\n"), p.stderr
         p = mc(roots, "run", "--rm", "--network", "none", "busybox")              # its Cmd: sh, no stdin
         assert p.returncode == 0, p.stderr
+        # --entrypoint replaces the Entrypoint and drops the image's Cmd (docker's rule)
+        p = mc(roots, "run", "--rm", "--network", "none", "--entrypoint", "printf", "mceng-ep", "%s-%s", "a", "b")
+        assert (p.returncode, p.stdout) == (0, "a-b"), p.stderr
+        p = mc(roots, "run", "--rm", "--network", "none", "--entrypoint=", "mceng-ep", "echo", "alone")
+        assert (p.returncode, p.stdout) == (0, "alone\n"), p.stderr
+        p = mc(roots, "run", "--rm", "--network", "none", "--entrypoint", "", "mceng-ep")
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and '--entrypoint ""' in p.stderr, p.stderr
+        p = mc(roots, "run", "--rm", "--network", "none", "--entrypoint", "/nope", "mceng-ep")
+        assert p.returncode == 127, p.stderr
     finally:
         mc(roots, "rmi", "mceng-ep")
     _nothing_left(roots)
