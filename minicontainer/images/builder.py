@@ -1,10 +1,11 @@
 """``minicontainer build`` — a Containerfile subset, each step an image, with a cache. Notebook 04.
 
 Supported: ``FROM`` (busybox or any image in the store), ``RUN``, ``ENV``, ``COPY``, ``WORKDIR``,
-``CMD``, ``ENTRYPOINT`` (shell or JSON form), comments and ``\\`` continuations.
+``CMD``, ``ENTRYPOINT`` (shell or JSON form), ``USER``, ``LABEL``, ``EXPOSE``, ``STOPSIGNAL``, comments
+and ``\\`` continuations (containerfile.py reads them).
 
-Each step produces an image: ``RUN``, ``COPY`` and ``WORKDIR`` add one layer; ``ENV``, ``CMD`` and
-``ENTRYPOINT`` change only the config (docker's "empty layer"). The cache key of a step is
+Each step produces an image: ``RUN``, ``COPY`` and ``WORKDIR`` add one layer; the others change only
+the config (docker's "empty layer"); a ``RUN`` after ``USER`` runs as that user. The cache key of a step is
 sha256(parent image id + instruction text [+ sha256 of the COPY sources]); an unchanged rebuild
 finds every step in the cache, and a changed COPY source changes that key and so every key after it.
 
@@ -30,21 +31,12 @@ from typing import Callable
 
 from .. import syscalls
 from ..errors import ConfigError, ImageError, NotFoundError, exit_code
+from .containerfile import (CONFIG_ONLY, INSTRUCTIONS, Instruction, _command, _env_pairs,  # noqa: F401
+                          _expand, apply_config, parse_containerfile)
 from .overlay import mount_overlay
 from .store import DEFAULT_CONFIG, Image, ImageStore, _rmtree, copy_tree, tree_digest
 
-INSTRUCTIONS = ("FROM", "RUN", "ENV", "COPY", "WORKDIR", "CMD", "ENTRYPOINT")
 Log = Callable[[str], None]
-
-
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.keyword} {self.args}"
 
 
 @dataclass
@@ -62,69 +54,6 @@ class BuildResult:
     @property
     def cache_hits(self) -> int:
         return sum(s.cached for s in self.steps)
-
-
-def parse_containerfile(text: str) -> list[Instruction]:
-    """Lines → instructions; ConfigError (with the line number) for anything outside the subset."""
-    out: list[Instruction] = []
-    buf, start = "", 0
-    for no, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not buf and (not line or line.startswith("#")):
-            continue
-        if not buf:
-            start = no
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        kw, _, args = buf.partition(" ")
-        kw = kw.upper()
-        if kw not in INSTRUCTIONS:
-            raise ConfigError(f"Containerfile line {start}: unsupported instruction {kw!r}",
-                              hint=f"this subset knows {', '.join(INSTRUCTIONS)}")
-        if not args.strip():
-            raise ConfigError(f"Containerfile line {start}: {kw} needs an argument")
-        out.append(Instruction(kw, args.strip(), start))
-        buf = ""
-    if not out or out[0].keyword != "FROM":
-        raise ConfigError("Containerfile: the first instruction must be FROM")
-    return out
-
-
-def _command(args: str) -> list[str]:
-    """JSON (exec) form ``["a","b"]`` or shell form ``a b`` → argv."""
-    if args.startswith("["):
-        try:
-            v = json.loads(args)
-        except ValueError as exc:
-            raise ConfigError(f"bad JSON form {args!r}: {exc}") from exc
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ConfigError(f"bad JSON form {args!r}: expected a list of strings")
-        return v
-    return ["/bin/sh", "-c", args]
-
-
-def _env_pairs(args: str) -> list[tuple[str, str]]:
-    words = shlex.split(args)
-    if words and "=" not in words[0]:
-        return [(words[0], args.split(None, 1)[1] if len(words) > 1 else "")]   # ENV KEY value
-    pairs = []
-    for w in words:
-        k, sep, v = w.partition("=")
-        if not sep or not k:
-            raise ConfigError(f"ENV {args!r}: expected KEY=VALUE")
-        pairs.append((k, v))
-    return pairs
-
-
-def _set_env(env: list[str], key: str, value: str) -> list[str]:
-    return [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
-
-
-def _expand(value: str, env: list[str]) -> str:
-    import string
-    return string.Template(value).safe_substitute(dict(e.split("=", 1) for e in env if "=" in e))
 
 
 def _copy_sources(context: Path, args: str) -> tuple[list[Path], str]:
@@ -238,14 +167,8 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
 def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log, limits=None) -> Image:
     cfg = json.loads(json.dumps(img.config))
     kw = ins.keyword
-    if kw == "ENV":
-        for k, v in _env_pairs(ins.args):
-            cfg["Env"] = _set_env(cfg["Env"], k, _expand(v, cfg["Env"]))
-        return store.add_image(img.layers, cfg, parent=img.id)
-    if kw in ("CMD", "ENTRYPOINT"):
-        cfg["Cmd" if kw == "CMD" else "Entrypoint"] = _command(ins.args)
-        if kw == "ENTRYPOINT":
-            cfg["Cmd"] = [] if not ins.args.startswith("[") else cfg["Cmd"]
+    if kw in CONFIG_ONLY:
+        apply_config(kw, ins.args, cfg)
         return store.add_image(img.layers, cfg, parent=img.id)
     tmp = store.tmpdir("build-")
     try:
@@ -315,6 +238,7 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
     from ..cgroups import Cgroup
     from ..rootfs import setup_root
     from ..security import ProcessSecurity, apply, devices, prepare
+    from . import userdb  # noqa: F401 - a RUN after USER reads /etc/passwd after the pivot (_as_user)
     from ..security.options import from_docker_flags
     # Docker's defaults for a RUN step too (notebook 07), from the place `run` takes them (its flags
     # parsed, none given): 14 capabilities, the seccomp profile, no_new_privs as run's, the AppArmor
@@ -335,6 +259,19 @@ def run_step(store: ImageStore, img: Image, argv: list[str], cfg: dict, scratch:
         devices.apply(cg, devices.default_rules())
         return _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confined, setup_root,
                        apply)
+
+
+def _as_user(confined, user: str, env: dict) -> None:
+    """A ``RUN`` after ``USER``: as docker, the step runs as that user — names resolved in the image's
+    own /etc (after the pivot: userdb reads it without following the image's symlinks), the ids
+    set by ``apply`` after the bounding set, no effective capabilities for a non-root uid (Docker's
+    rule, as ``run -u``), HOME from passwd unless the image's Env names one."""
+    from .userdb import resolve_user
+    uid, gid, groups, home = resolve_user(user, "/")
+    confined.uid, confined.gid, confined.groups = uid, gid, tuple(groups)
+    if uid != 0 and confined.caps is not None:
+        confined.caps = {**confined.caps, "effective": 0, "ambient": 0}
+    env.setdefault("HOME", home)
 
 
 def _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confined, setup_root, apply):
@@ -366,6 +303,8 @@ def _run_in(cg, img, argv, cfg, upper, work, merged, log, timeout, check, confin
                         os.chdir("/")
                     env = dict(e.split("=", 1) for e in cfg.get("Env", []) if "=" in e)
                     env.setdefault("PATH", DEFAULT_CONFIG["Env"][0][5:])
+                    if cfg.get("User"):
+                        _as_user(confined, cfg["User"], env)
                     env.setdefault("HOME", "/root")
                     os.closerange(3, ew)                       # nothing of ours leaks into RUN,
                     os.closerange(ew + 1, 1 << 16)             # ew closes itself on exec (CLOEXEC)

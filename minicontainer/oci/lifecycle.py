@@ -20,22 +20,11 @@ _START_TIMEOUT = 30.0
 
 def parse_signal(text: str) -> int:
     """"TERM", "SIGTERM", "15", "sigkill" → the number; anything else → runc's 'unknown signal'."""
-    t = str(text).strip()
-    if t.isascii() and t.isdigit():
-        n = int(t)
-        if 0 < n <= signal.SIGRTMAX:
-            return n
-    else:
-        name = t.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        if name.startswith("SIGRTMIN+") and name[9:].isascii() and name[9:].isdigit():
-            n = signal.SIGRTMIN + int(name[9:])
-            if n <= signal.SIGRTMAX:
-                return n
-        sig = getattr(signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
-        if isinstance(sig, int):
-            return sig
-    raise ConfigError(f'unknown signal "{text}"', hint="use a name such as TERM or KILL, or a number")
+    from ..signals import number
+    n = number(text)
+    if n is None:
+        raise ConfigError(f'unknown signal "{text}"', hint="use a name such as TERM or KILL, or a number")
+    return n
 
 
 def start(root: str, cid: str) -> None:

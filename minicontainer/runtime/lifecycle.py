@@ -34,17 +34,13 @@ def kill(ref: str, sig: str | int = "KILL") -> None:
 
 
 def parse_signal(sig) -> int:
+    """``kill -s``'s and an image's StopSignal: a name or a number (signals.py), else docker's words."""
     from ..errors import ConfigError
-    if isinstance(sig, int) or (str(sig).isascii() and str(sig).isdigit()):
-        n = int(sig)
-        if 0 < n < signal.NSIG:
-            return n
-    else:
-        s = str(sig).upper()
-        s = s if s.startswith("SIG") else "SIG" + s
-        if hasattr(signal.Signals, s) and s not in ("SIG_DFL", "SIG_IGN"):
-            return int(signal.Signals[s])
-    raise ConfigError(f"invalid signal: {sig}", hint="use a name such as TERM, KILL, HUP or a number")
+    from ..signals import number
+    n = sig if isinstance(sig, int) and not isinstance(sig, bool) and 0 < sig < signal.NSIG else number(sig)
+    if n is None:
+        raise ConfigError(f"invalid signal: {sig}", hint="use a name such as TERM, KILL, HUP or a number")
+    return n
 
 
 def stop(ref: str, timeout: float = 10) -> None:

@@ -130,6 +130,38 @@ def test_run_without_a_command_runs_entrypoint_and_cmd(roots, tmp_path):
     _nothing_left(roots)
 
 
+def test_build_user_label_expose_stopsignal(roots, tmp_path):
+    # USER: the image's user, and every RUN after it runs as that user (docker's rule)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(
+        "FROM busybox\n"
+        "RUN echo 'alice:x:1234:1234::/home/alice:/bin/sh' >> /etc/passwd && echo 'alice:x:1234:' >> /etc/group"
+        " && mkdir -p /home/alice && chown 1234:1234 /home/alice\n"
+        "USER alice\n"
+        "RUN id -u > $HOME/built-as && (touch /etc/x 2>/dev/null || echo denied > $HOME/etc)\n"
+        "LABEL course=minicontainer\nEXPOSE 8080\nSTOPSIGNAL SIGQUIT\n"
+        'CMD ["sh", "-c", "id -u; echo $HOME; cat $HOME/built-as $HOME/etc; stat -c %u $HOME/built-as"]\n')
+    p = mc(roots, "build", "-t", "mceng-user", str(ctx), timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    try:
+        p = mc(roots, "run", "--rm", "--network", "none", "mceng-user")
+        assert (p.returncode, p.stdout) == (0, "1234\n/home/alice\n1234\ndenied\n1234\n"), p
+        assert mc(roots, "run", "--rm", "--network", "none", "-u", "0", "mceng-user", "id", "-u").stdout == "0\n"
+        p = mc(roots, "create", "--name", "mceng-uc", "--network", "none", "mceng-user")
+        rec = json.loads(mc(roots, "inspect", "mceng-uc").stdout)
+        assert (rec["stop_signal"], rec["image_labels"], rec["image_user"]) == (3, {"course": "minicontainer"}, "alice")
+        mc(roots, "rm", "mceng-uc")
+        bad = ctx / "bad"
+        bad.mkdir()
+        (bad / "Containerfile").write_text("FROM busybox\nEXPOSE http\n")
+        p = mc(roots, "build", "-t", "mceng-bad", str(bad), timeout=60)
+        assert p.returncode == 125 and "EXPOSE 'http'" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    finally:
+        mc(roots, "rmi", "mceng-user")
+    _nothing_left(roots)
+
+
 def test_a_failed_start_leaves_nothing_and_says_what_failed(roots):
     # a working directory that is a file (a missing one is made, as Docker does: issue 17 item 14)
     p = mc(roots, "run", "--rm", "--network", "none", "-w", "/etc/passwd", "busybox", "true")

@@ -75,3 +75,21 @@ def test_text_progress_bar():
     bar("done", 100, 100)
     assert out.getvalue() == ("\rimport 1/2 abc            [#####-----]  50%"
                               "\rimport done               [##########] 100%\n")
+
+
+def test_config_only_instructions_set_what_run_reads():
+    from minicontainer.images.containerfile import apply_config
+    cfg = {"Env": ["PATH=/bin", "APP=web"], "Cmd": ["sh"]}
+    for kw, args in (("USER", "${APP}:1000"), ("LABEL", 'team="the course" v=1'), ("LABEL", "v=2"),
+                     ("EXPOSE", "80 53/udp 8080/tcp"), ("STOPSIGNAL", "SIGQUIT")):
+        apply_config(kw, args, cfg)
+    assert cfg["User"] == "web:1000"
+    assert cfg["Labels"] == {"team": "the course", "v": "2"}
+    assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}, "8080/tcp": {}}
+    assert cfg["StopSignal"] == "SIGQUIT"
+    for kw, args, words in (("EXPOSE", "http", "EXPOSE 'http'"), ("EXPOSE", "70000", "70000"),
+                            ("EXPOSE", "80/sctp", "80/sctp"), ("STOPSIGNAL", "SIGNOPE", "SIGNOPE"),
+                            ("USER", "a:b:c", "user"), ("LABEL", "=x", "LABEL")):
+        with pytest.raises(ConfigError, match=words):
+            apply_config(kw, args, dict(cfg))
+    parse_containerfile("FROM busybox\nUSER nobody\nLABEL a=b\nEXPOSE 80\nSTOPSIGNAL 3\n")
