@@ -214,7 +214,11 @@ def _build(a):
     if getattr(a, "memory", None):
         from .cgroups import Limits
         limits = Limits(memory=a.memory)
-    print(build(a.context, a.tag, progress=print, limits=limits).image.id)
+    file = "Containerfile"
+    if a.file:      # docker's -f: a path from here (or, failing that, in the context)
+        file = os.path.abspath(a.file) if os.path.exists(a.file) else a.file
+    print(build(a.context, a.tag, progress=print, limits=limits, file=file, build_args=a.build_arg,
+                no_cache=a.no_cache).image.id)
 
 
 def _commit(a):

@@ -128,9 +128,15 @@ VERBS = (
         (("--password-stdin",), _T), (("server",), {}))),
     ("logout", "remove the stored credentials of a registry", True, ((("server",), {}),)),
     ("import", "import a docker-save or OCI archive", True, ((("file",), {}), (("name",), {"nargs": "?"}))),
-    ("build", "build an image from a Containerfile", True, ((("-t", "--tag"), {}),
-                                                            (("-m", "--memory"), {"help": "memory limit of each RUN step"}),
-                                                            (("context",), {}))),
+    ("build", "build an image from a Containerfile", True, (
+        (("-t", "--tag"), {}),
+        (("-f", "--file"), {"metavar": "FILE", "help": "the Containerfile (default: CONTEXT/Containerfile "
+                                                       "or Dockerfile)"}),
+        (("--build-arg",), {"action": "append", "default": [], "metavar": "NAME=VALUE",
+                            "help": "a value for the Containerfile's ARG NAME (NAME alone: its value here)"}),
+        (("--no-cache",), {**_T, "help": "run every step again"}),
+        (("-m", "--memory"), {"help": "memory limit of each RUN step"}),
+        (("context",), {}))),
     ("rmi", "remove images (by name, NAME@DIGEST, or id)", True,
      ((("-f", "--force"), _T), (("image",), {"nargs": "+"}))),
     ("commit", "a container's changes as a new image", True, ((("container",), {}), (("name",), {}))),

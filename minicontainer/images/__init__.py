@@ -59,11 +59,13 @@ def import_archive(path: str | os.PathLike, name: str | None = None,
 
 def build(context_dir: str | os.PathLike, tag: str | None = None,
           progress: Callable[[str], None] | None = None, store: ImageStore | None = None,
-          no_cache: bool = False, limits=None):
+          no_cache: bool = False, limits=None, file: str = "Containerfile", build_args=None):
     """``minicontainer build -t TAG DIR``; returns a BuildResult (``.image``, ``.steps``). ``limits``
-    (``cgroups.Limits``): the cgroup limits of each RUN step."""
+    (``cgroups.Limits``): the cgroup limits of each RUN step; ``file`` (``-f``) and ``build_args``
+    (``--build-arg``): builder.build's."""
     from .builder import build as _build
-    return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache, limits=limits)
+    return _build(context_dir, tag, store=store, progress=progress, no_cache=no_cache, limits=limits,
+                  file=file, build_args=build_args)
 
 
 def commit(cid: str, name: str, store: ImageStore | None = None, idmap: dict | None = None) -> Image:

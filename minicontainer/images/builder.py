@@ -1,6 +1,6 @@
 """``minicontainer build`` — a Containerfile subset, each step an image, with a cache. Notebook 04.
 
-Supported: ``FROM`` (busybox or any image in the store), ``RUN``, ``ENV``, ``COPY``, ``WORKDIR``,
+Supported: ``FROM`` (busybox or any image in the store), ``ARG``, ``RUN``, ``ENV``, ``COPY``, ``WORKDIR``,
 ``CMD``, ``ENTRYPOINT`` (shell or JSON form), ``USER``, ``LABEL``, ``EXPOSE``, ``STOPSIGNAL``, comments
 and ``\\`` continuations (containerfile.py reads them).
 
@@ -32,7 +32,7 @@ from typing import Callable
 from .. import syscalls
 from ..errors import ConfigError, ImageError, NotFoundError, exit_code
 from .containerfile import (CONFIG_ONLY, INSTRUCTIONS, Instruction, _command, _env_pairs,  # noqa: F401
-                          _expand, apply_config, parse_containerfile)
+                          _expand, apply_config, parse_arg, parse_containerfile)
 from .overlay import mount_overlay
 from .store import DEFAULT_CONFIG, Image, ImageStore, _rmtree, copy_tree, tree_digest
 
@@ -110,11 +110,13 @@ def _content_hash(paths: list[Path]) -> str:
 
 def build(context_dir: str | os.PathLike, tag: str | None = None, *, store: ImageStore | None = None,
           file: str = "Containerfile", progress: Log | None = None, no_cache: bool = False,
-          limits=None) -> BuildResult:
+          limits=None, build_args=None) -> BuildResult:
     """Build ``context_dir``/Containerfile (or Dockerfile) into image ``tag``; returns the steps.
 
     ``progress`` gets one line per step (``Step 2/5 : RUN … (cached)``) and the RUN output.
     ``limits`` (a ``cgroups.Limits``, ``build --memory``): the cgroup limits of every RUN step.
+    ``file``: relative to the context, or absolute. ``build_args``: ``{NAME: VALUE}`` or
+    ``["NAME=VALUE", "NAME"]`` (``--build-arg``) for the Containerfile's ARGs.
     """
     store = store or ImageStore()
     ctx = Path(context_dir)
@@ -124,19 +126,52 @@ def build(context_dir: str | os.PathLike, tag: str | None = None, *, store: Imag
     if not cf.is_file():
         raise NotFoundError(f"build: no {file} in {ctx}", hint="write one, starting with FROM busybox")
     instrs = parse_containerfile(cf.read_text())
+    given = _build_args(build_args)
+    log = progress or (lambda s: None)
     with store.lock():
-        return _build(store, ctx, instrs, tag, progress or (lambda s: None), no_cache, limits)
+        result = _build(store, ctx, instrs, tag, log, no_cache, limits, given)
+    unused = sorted(set(given) - {parse_arg(i.args)[0] for i in instrs if i.keyword == "ARG"})
+    if unused:                                   # docker's warning, not an error
+        log(f"[Warning] build-args not consumed by any ARG: {', '.join(unused)}")
+    return result
+
+
+def _build_args(given) -> dict:
+    """``--build-arg NAME=VALUE`` (a dict or such strings) → {name: value}; NAME alone takes the
+    value from this process's environment, as docker's client does."""
+    if isinstance(given, dict):
+        return dict(given)
+    out = {}
+    for g in given or ():
+        name, eq, value = g.partition("=")
+        if not name.isidentifier():
+            raise ConfigError(f"--build-arg {g!r}: expected NAME=VALUE")
+        if eq:
+            out[name] = value
+        elif name in os.environ:
+            out[name] = os.environ[name]
+    return out
 
 
 def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | None, log: Log,
-           no_cache: bool, limits=None) -> BuildResult:
+           no_cache: bool, limits=None, given: dict | None = None) -> BuildResult:
     steps: list[Step] = []
     img: Image | None = None
+    args: dict = {}                  # the ARGs in scope: before FROM for FROM, then the stage's own
     for n, ins in enumerate(instrs, 1):
         head = f"Step {n}/{len(instrs)} : {ins}"
+        if ins.keyword == "ARG":
+            name, default = parse_arg(ins.args)
+            value = (given or {}).get(name, default if default is None else _expand(default, [], args))
+            if value is not None:
+                args[name] = value
+            steps.append(Step(ins, img.id if img else "", True))
+            log(head)
+            continue
         if ins.keyword == "FROM":
-            ref = ins.args.split()[0]
+            ref = _expand(ins.args, [], args).split()[0]
             img = store.ensure_busybox() if ref in ("busybox", "busybox:latest") else store.get(ref)
+            args = {}                # docker: an ARG before FROM is in scope for FROM only
             steps.append(Step(ins, img.id, True))
             log(head)
             continue
@@ -146,6 +181,8 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
         if ins.keyword == "COPY":
             srcs, _ = _copy_sources(ctx, ins.args)
             extra = _content_hash(srcs)
+        if args:                     # the values a step sees are part of what it is
+            extra += "\n" + "\n".join(f"{k}={v}" for k, v in sorted(args.items()))
         key = hashlib.sha256(f"{img.id}\n{ins}\n{extra}".encode()).hexdigest()
         hit = None if no_cache else store.cache_get(key)
         if hit is not None:
@@ -154,7 +191,7 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
             log(f"{head}\n ---> using cache {img.id[:12]}")
             continue
         log(head)
-        img = _execute(store, img, ins, ctx, log, limits)
+        img = _execute(store, img, ins, ctx, log, limits, args)
         store.cache_put(key, img.id)
         steps.append(Step(ins, img.id, False))
         log(f" ---> {img.id[:12]}")
@@ -164,18 +201,19 @@ def _build(store: ImageStore, ctx: Path, instrs: list[Instruction], tag: str | N
     return BuildResult(img, steps)
 
 
-def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log, limits=None) -> Image:
+def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Log, limits=None,
+             args: dict | None = None) -> Image:
     cfg = json.loads(json.dumps(img.config))
     kw = ins.keyword
     if kw in CONFIG_ONLY:
-        apply_config(kw, ins.args, cfg)
+        apply_config(kw, ins.args, cfg, args)
         return store.add_image(img.layers, cfg, parent=img.id)
     tmp = store.tmpdir("build-")
     try:
         layer = tmp / "layer"
         layer.mkdir(mode=0o755)
         if kw == "WORKDIR":
-            wd = posixpath_join(cfg["WorkingDir"], _expand(ins.args, cfg["Env"]))
+            wd = posixpath_join(cfg["WorkingDir"], _expand(ins.args, cfg["Env"], args))
             (layer / wd.lstrip("/")).mkdir(parents=True, exist_ok=True)
             cfg["WorkingDir"] = wd
         elif kw == "COPY":
@@ -192,7 +230,9 @@ def _execute(store: ImageStore, img: Image, ins: Instruction, ctx: Path, log: Lo
                     target.parent.mkdir(parents=True, exist_ok=True)
                     copy_tree_file(s, target)
         elif kw == "RUN":
-            upper = run_step(store, img, _command(ins.args), cfg, tmp, log, limits=limits)
+            names = {e.partition("=")[0] for e in cfg["Env"]}     # an ENV of the same name wins
+            step_cfg = dict(cfg, Env=cfg["Env"] + [f"{k}={v}" for k, v in (args or {}).items() if k not in names])
+            upper = run_step(store, img, _command(ins.args), step_cfg, tmp, log, limits=limits)
             layer.rmdir()
             upper.rename(layer)
         _fix_parents(layer)

@@ -5,7 +5,9 @@ instructions — ``ENV``, ``CMD``, ``ENTRYPOINT``, ``USER``, ``LABEL``, ``EXPOSE
 are docker's "empty layers": :func:`apply_config` changes the image's config and nothing else. What
 they set is what ``run`` reads from an image: ``User`` (the container's user unless ``-u``; a
 ``RUN`` after it runs as that user too), ``ExposedPorts`` (``-P``), ``StopSignal`` (``stop``),
-``Labels``.
+``Labels``. ``ARG NAME[=DEFAULT]`` (``build --build-arg NAME=VALUE``) is a build-time variable:
+``${NAME}`` in the instructions after it and an environment variable of their ``RUN`` steps, kept
+out of the image's config (docker's rule: an ``ENV`` of the same name wins).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import shlex
 
 from ..errors import ConfigError
 
-INSTRUCTIONS = ("FROM", "RUN", "ENV", "COPY", "WORKDIR", "CMD", "ENTRYPOINT", "USER", "LABEL", "EXPOSE",
-                "STOPSIGNAL")
+INSTRUCTIONS = ("FROM", "ARG", "RUN", "ENV", "COPY", "WORKDIR", "CMD", "ENTRYPOINT", "USER", "LABEL",
+                "EXPOSE", "STOPSIGNAL")
 #: the instructions that add no layer
 CONFIG_ONLY = ("ENV", "CMD", "ENTRYPOINT", "USER", "LABEL", "EXPOSE", "STOPSIGNAL")
 
@@ -61,8 +63,9 @@ def parse_containerfile(text: str) -> list[Instruction]:
             raise ConfigError(f"Containerfile line {start}: {kw} needs an argument")
         out.append(Instruction(kw, args.strip(), start))
         buf = ""
-    if not out or out[0].keyword != "FROM":
-        raise ConfigError("Containerfile: the first instruction must be FROM")
+    first = next((i for i in out if i.keyword != "ARG"), None)
+    if first is None or first.keyword != "FROM":
+        raise ConfigError("Containerfile: the first instruction must be FROM (only ARG may come before it)")
     return out
 
 
@@ -96,34 +99,45 @@ def _set_env(env: list[str], key: str, value: str) -> list[str]:
     return [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
 
 
-def _expand(value: str, env: list[str]) -> str:
+def _expand(value: str, env: list[str], build_args: dict | None = None) -> str:
+    """``$NAME`` and ``${NAME}`` from the image's Env, then from the build's ARGs (an ENV wins)."""
     import string
-    return string.Template(value).safe_substitute(dict(e.split("=", 1) for e in env if "=" in e))
+    values = dict(build_args or {})
+    values.update(e.split("=", 1) for e in env if "=" in e)
+    return string.Template(value).safe_substitute(values)
 
 
-def apply_config(kw: str, args: str, cfg: dict) -> None:
+def parse_arg(text: str) -> tuple[str, str | None]:
+    """``ARG NAME`` / ``ARG NAME=DEFAULT`` → (name, default or None)."""
+    name, eq, default = text.strip().partition("=")
+    if not name.isidentifier() or not name.isascii():
+        raise ConfigError(f"ARG {text!r}: expected NAME or NAME=DEFAULT", hint="e.g. ARG VERSION=1.0")
+    return name, (default if eq else None)
+
+
+def apply_config(kw: str, args: str, cfg: dict, build_args: dict | None = None) -> None:
     """A config-only instruction (:data:`CONFIG_ONLY`) applied to the image config ``cfg``, in place.
     ConfigError, one line, on a bad argument: before any step of the build runs."""
     if kw == "ENV":
         for k, v in _env_pairs(args):
-            cfg["Env"] = _set_env(cfg["Env"], k, _expand(v, cfg["Env"]))
+            cfg["Env"] = _set_env(cfg["Env"], k, _expand(v, cfg["Env"], build_args))
     elif kw in ("CMD", "ENTRYPOINT"):
         cfg["Cmd" if kw == "CMD" else "Entrypoint"] = _command(args)
         if kw == "ENTRYPOINT":
             cfg["Cmd"] = [] if not args.startswith("[") else cfg["Cmd"]
     elif kw == "USER":
         from .userdb import parse_spec
-        user = _expand(args, cfg["Env"]).strip()
+        user = _expand(args, cfg["Env"], build_args).strip()
         parse_spec(user)                     # resolved in the image's /etc when it runs, as docker
         cfg["User"] = user
     elif kw == "LABEL":
         labels = dict(cfg.get("Labels") or {})
         for k, v in _env_pairs(args, what="LABEL"):
-            labels[k] = _expand(v, cfg["Env"])
+            labels[k] = _expand(v, cfg["Env"], build_args)
         cfg["Labels"] = labels
     elif kw == "EXPOSE":
         ports = dict(cfg.get("ExposedPorts") or {})
-        for word in _expand(args, cfg["Env"]).split():
+        for word in _expand(args, cfg["Env"], build_args).split():
             num, _, proto = word.partition("/")
             proto = proto or "tcp"
             if not num.isascii() or not num.isdigit() or not 1 <= int(num) <= 65535 or proto not in ("tcp", "udp"):
@@ -132,7 +146,7 @@ def apply_config(kw: str, args: str, cfg: dict) -> None:
         cfg["ExposedPorts"] = ports
     elif kw == "STOPSIGNAL":
         from ..signals import number
-        sig = _expand(args, cfg["Env"]).strip()
+        sig = _expand(args, cfg["Env"], build_args).strip()
         if number(sig) is None:              # a bad one fails the build, not a later `stop`
             raise ConfigError(f"STOPSIGNAL {sig!r}: not a signal", hint="a name such as SIGTERM or SIGQUIT, or a number")
         cfg["StopSignal"] = sig

@@ -162,6 +162,24 @@ def test_build_user_label_expose_stopsignal(roots, tmp_path):
     _nothing_left(roots)
 
 
+def test_build_args_and_file(roots, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (tmp_path / "Dockerfile.dev").write_text(          # -f: outside the context, as docker allows
+        "ARG BASE=busybox\nFROM ${BASE}\nARG GREETING=hello\nARG WHO\n"
+        'RUN echo "$GREETING ${WHO:-nobody}" > /greeting\n'
+        'CMD ["sh", "-c", "cat /greeting; echo ${GREETING:-not-in-the-image}"]\n')
+    p = mc(roots, "build", "-f", str(tmp_path / "Dockerfile.dev"), "-t", "mceng-args", "--build-arg", "WHO=alice",
+           "--build-arg", "UNUSED=1", str(ctx), timeout=120)
+    assert p.returncode == 0 and "build-args not consumed by any ARG: UNUSED" in p.stdout, p.stdout + p.stderr
+    try:
+        p = mc(roots, "run", "--rm", "--network", "none", "mceng-args")
+        assert (p.returncode, p.stdout) == (0, "hello alice\nnot-in-the-image\n"), p
+    finally:
+        mc(roots, "rmi", "mceng-args")
+    _nothing_left(roots)
+
+
 def test_a_failed_start_leaves_nothing_and_says_what_failed(roots):
     # a working directory that is a file (a missing one is made, as Docker does: issue 17 item 14)
     p = mc(roots, "run", "--rm", "--network", "none", "-w", "/etc/passwd", "busybox", "true")

@@ -93,3 +93,14 @@ def test_config_only_instructions_set_what_run_reads():
         with pytest.raises(ConfigError, match=words):
             apply_config(kw, args, dict(cfg))
     parse_containerfile("FROM busybox\nUSER nobody\nLABEL a=b\nEXPOSE 80\nSTOPSIGNAL 3\n")
+
+
+def test_arg_lines():
+    from minicontainer.images.containerfile import parse_arg
+    assert [i.keyword for i in parse_containerfile("ARG BASE=busybox\nFROM ${BASE}\nARG V\n")] == ["ARG", "FROM", "ARG"]
+    assert parse_arg("V") == ("V", None) and parse_arg("V=1=2") == ("V", "1=2") and parse_arg("V=") == ("V", "")
+    with pytest.raises(ConfigError, match="FROM"):
+        parse_containerfile("ARG V=1\nRUN true\n")
+    for bad in ("1V", "A-B=1", "=x"):
+        with pytest.raises(ConfigError, match="ARG"):
+            parse_arg(bad)
