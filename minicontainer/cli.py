@@ -61,8 +61,9 @@ def _config(a):
     from .images.commands import prepare_run, publish_all
     prepare_run(a)                       # --pull: the image is there before the container exists
     a.publish = a.publish + publish_all(a)                       # -P
-    from .runtime.config import ContainerConfig, client_env
-    return ContainerConfig(image=a.image, command=a.command, name=a.name, env=client_env(a.env),
+    from .runtime.config import ContainerConfig, client_env, env_file
+    env = [e for f in a.env_file for e in env_file(f)] + client_env(a.env)
+    return ContainerConfig(image=a.image, command=a.command, name=a.name, env=env,
                            workdir=a.workdir, user=a.user, hostname=a.hostname, memory=a.memory, cpus=a.cpus,
                            pids_limit=a.pids_limit, network=a.network, ports=a.publish,
                            volumes=a.volume, read_only=a.read_only, init=a.init, tty=a.tty,

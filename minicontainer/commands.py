@@ -38,6 +38,8 @@ RUN_OPTIONS = (
     (("--hostname",), {}),
     (("-e", "--env"), {"action": "append", "default": [], "metavar": "K=V",
                         "help": "K alone: the value of K here (left out if unset)"}),
+    (("--env-file",), {"action": "append", "default": [], "metavar": "FILE",
+                       "help": "K=V lines (before -e's, which win)"}),
     (("-w", "--workdir"), {"metavar": "DIR"}),
     (("-u", "--user"), {"metavar": "USER[:GROUP]", "help": "names resolved in the image's /etc"}),
     (("--memory",), {"metavar": "SIZE", "help": "e.g. 64m"}),

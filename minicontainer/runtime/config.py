@@ -41,6 +41,32 @@ def client_env(values) -> list[str]:
     return out
 
 
+def env_file(path: str) -> list[str]:
+    """``--env-file FILE`` as docker reads it: a ``NAME=VALUE`` per line, taken as written (no
+    quotes removed); ``NAME`` alone as ``-e NAME``; blank lines and ``#`` comments skipped. Its
+    entries come before ``-e``'s, which win. One-line errors: a missing file, a name with spaces."""
+    from ..errors import from_oserror
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read(MAX_ARGS_BYTES + 1).splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--env-file {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise from_oserror(exc, "read the --env-file", path) from None
+    out = []
+    for no, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, eq, value = line.partition("=")
+        name = name.lstrip()
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"--env-file {path} line {no}: variable {name!r} is empty or has whitespace",
+                              hint="write NAME=VALUE, one per line")
+        out.append(f"{name}={value}" if eq else name)
+    return client_env(out)
+
+
 def check_workdir(path, where: str = "-w") -> str:
     """A working directory must be an absolute path (a string): never an integer, which ``os.chdir``
     would take as a file descriptor (an ``fchdir`` to whatever the runtime had open)."""

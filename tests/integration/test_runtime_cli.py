@@ -345,6 +345,19 @@ def test_run_e_name_takes_the_commands_own_value(roots):
     p = mc(env, "run", "--rm", "--network", "none", "-e", "MC_PASSED", "-e", "MC_UNSET_HERE", "-e", "X=1",
            "busybox", "sh", "-c", 'echo "$MC_PASSED|${MC_UNSET_HERE-unset}|$X"')
     assert (p.returncode, p.stdout) == (0, "a b=c|unset|1\n"), p
+    # --env-file: docker's lines (as written, NAME alone from here), before -e's, which win
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as fh:
+        fh.write('# a comment\n\nX=from-file\nQ="kept as written"\nMC_PASSED\nMC_UNSET_HERE\n')
+        f = fh.name
+    try:
+        p = mc(env, "run", "--rm", "--network", "none", "--env-file", f, "-e", "X=from-e", "busybox", "sh", "-c",
+               'echo "$X|$Q|$MC_PASSED|${MC_UNSET_HERE-unset}"')
+        assert (p.returncode, p.stdout) == (0, 'from-e|"kept as written"|a b=c|unset\n'), p
+        p = mc(env, "run", "--rm", "--network", "none", "--env-file", f + ".missing", "busybox", "true")
+        assert p.returncode == 125 and p.stderr.count("\n") == 1 and ".missing" in p.stderr, p.stderr
+    finally:
+        os.unlink(f)
     _nothing_left(roots)
 
 
