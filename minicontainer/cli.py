@@ -70,7 +70,8 @@ def _config(a):
                            rm=getattr(a, "rm", False), dns=a.dns, dns_search=a.dns_search,
                            cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged,
                            security_opt=a.security_opt, devices=a.device,
-                           cgroupns=a.cgroupns, userns=a.userns, entrypoint=a.entrypoint)
+                           cgroupns=a.cgroupns, userns=a.userns, entrypoint=a.entrypoint,
+                           ulimits=a.ulimit)
 
 
 def _run(a):

@@ -45,6 +45,8 @@ RUN_OPTIONS = (
     (("--memory",), {"metavar": "SIZE", "help": "e.g. 64m"}),
     (("--cpus",), {"metavar": "N", "help": "e.g. 0.5"}),
     (("--pids-limit",), {"metavar": "N"}),
+    (("--ulimit",), {"action": "append", "default": [], "metavar": "NAME=SOFT[:HARD]",
+                     "help": "a resource limit of the container's processes, e.g. nofile=1024:4096"}),
     (("--network",), {"default": "bridge", "help": "bridge|host|none|container:NAME|a network's NAME"}),
     (("-p", "--publish"), {"action": "append", "default": [], "metavar": "[IP:]HOST:CTR[/tcp|udp]"}),
     (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]"}),

@@ -67,6 +67,28 @@ def env_file(path: str) -> list[str]:
     return client_env(out)
 
 
+#: docker's --ulimit names (its go-units table) → the kernel's resource
+ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+           "rtprio", "rttime", "sigpending", "stack")
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """``--ulimit NAME=SOFT[:HARD]`` (docker's; -1: unlimited; HARD defaults to SOFT) →
+    ("RLIMIT_NAME", soft, hard). ConfigError, one line, on anything else."""
+    name, eq, values = str(text).partition("=")
+    soft_s, _, hard_s = values.partition(":")
+    hard_s = hard_s or soft_s
+
+    def num(v: str) -> int | None:
+        return int(v) if v == "-1" or (v.isascii() and v.isdigit() and len(v) < 20) else None
+    soft, hard = num(soft_s), num(hard_s)
+    if name not in ULIMITS or not eq or soft is None or hard is None:
+        raise ConfigError(f"invalid --ulimit {text!r}", hint=f"NAME=SOFT[:HARD] with NAME one of {', '.join(ULIMITS)}")
+    if hard != -1 and (soft == -1 or soft > hard):
+        raise ConfigError(f"invalid --ulimit {text!r}: the soft limit is above the hard one")
+    return "RLIMIT_" + name.upper(), soft, hard
+
+
 def check_workdir(path, where: str = "-w") -> str:
     """A working directory must be an absolute path (a string): never an integer, which ``os.chdir``
     would take as a file descriptor (an ``fchdir`` to whatever the runtime had open)."""
@@ -104,6 +126,7 @@ class ContainerConfig:
     cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
     userns: str = "host"               # Docker's default; "remap": root inside is a subordinate uid
     entrypoint: str | None = None      # --entrypoint: replaces the image's Entrypoint and Cmd
+    ulimits: list[str] = factory(list)  # --ulimit NAME=SOFT[:HARD], as given (parse_ulimit)
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -117,6 +140,10 @@ class ContainerConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def rlimits(self) -> tuple:
+        """``--ulimit``'s values as security.ProcessSecurity's rlimits: (("RLIMIT_NOFILE", soft, hard), …)."""
+        return tuple(parse_ulimit(u) for u in self.ulimits)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
@@ -154,6 +181,8 @@ class ContainerConfig:
                               hint=f"at most {MAX_ARGS_BYTES} bytes; pass large data in a file (-v)")
         if self.workdir is not None:
             check_workdir(self.workdir, "-w")
+        for u in self.ulimits:
+            parse_ulimit(u)
         if self.cgroupns not in ("private", "host"):
             raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.check_userns()

@@ -31,7 +31,7 @@ _memo: dict = {}
 
 def _key(cfg) -> tuple:
     return (tuple(cfg.cap_add), tuple(cfg.cap_drop), bool(cfg.privileged), tuple(cfg.security_opt),
-            tuple(cfg.devices))
+            tuple(cfg.devices), tuple(cfg.ulimits))
 
 
 def fields(cfg) -> dict:
@@ -64,7 +64,8 @@ def prepared(cfg) -> tuple:
         p = prepare(ProcessSecurity(capabilities=f["process"]["capabilities"],
                                     no_new_privileges=f["process"]["noNewPrivileges"],
                                     seccomp=f["linux"].get("seccomp"),
-                                    apparmor_profile=f["process"]["apparmorProfile"]))
+                                    apparmor_profile=f["process"]["apparmorProfile"],
+                                    rlimits=cfg.rlimits()))
     except SecurityError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from None
     d = to_dict(p)

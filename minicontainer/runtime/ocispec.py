@@ -130,6 +130,9 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
     }
     if groups:
         spec_["process"]["user"]["additionalGids"] = list(groups)
+    if cfg.ulimits:                                 # --ulimit: process.rlimits (RLIM_INFINITY for -1)
+        spec_["process"]["rlimits"] = [{"type": t, "soft": s if s != -1 else 2**64 - 1,
+                                        "hard": h if h != -1 else 2**64 - 1} for t, s, h in cfg.rlimits()]
     if sec["process"]["apparmorProfile"]:          # "": the kernel has no AppArmor (Docker leaves it out)
         spec_["process"]["apparmorProfile"] = sec["process"]["apparmorProfile"]
     return spec_

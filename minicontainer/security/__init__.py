@@ -124,10 +124,12 @@ def _rlimits(items) -> tuple[tuple[int, int, int], ...]:
         if not isinstance(num, int):
             raise SecurityError(f"rlimit {name!r}: unknown", hint="see getrlimit(2): RLIMIT_NOFILE, RLIMIT_NPROC, ...")
         for v in (soft, hard):
-            if isinstance(v, bool) or not isinstance(v, int) or v < -1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < -1 or 2**63 <= v < 2**64 - 1:
                 raise SecurityError(f"rlimit {key} {v!r}: not a number", hint="-1 means unlimited")
-        soft = resource.RLIM_INFINITY if soft == -1 else soft
-        hard = resource.RLIM_INFINITY if hard == -1 else hard
+        # unlimited: -1 (ours, docker's) or 2**64-1 (the spec's uint64 RLIM_INFINITY, as podman and
+        # containerd write it: setrlimit() took it for an int too large for a C long)
+        soft = resource.RLIM_INFINITY if soft in (-1, 2**64 - 1) else soft
+        hard = resource.RLIM_INFINITY if hard in (-1, 2**64 - 1) else hard
         if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
             raise SecurityError(f"rlimit {key}: soft {soft} above hard {hard}", hint="soft must be <= hard")
         out.append((num, soft, hard))

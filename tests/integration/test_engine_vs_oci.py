@@ -54,6 +54,7 @@ echo "pids $(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>&1 | gre
 echo "cgroup $(grep -E ':memory:|^0::' /proc/self/cgroup | head -1 | cut -d: -f3)"
 echo "cgroupfs $(ls /sys/fs/cgroup | tr '\n' ' ')"
 echo "nofile $(ulimit -n) $(ulimit -Hn)"
+echo "core $(ulimit -c) $(ulimit -Hc)"
 echo "cwd $(pwd)"
 echo "rootfs $(touch /probe 2>/dev/null && echo writable || echo read-only)"
 echo "env $(env | cut -d= -f1 | sort | tr '\n' ' ')"
@@ -81,6 +82,7 @@ CASES = {
     "volume-ro": ["-v", "VOLUME:/data:ro"],
     "device": ["--device", "/dev/fuse"],
     "init": ["--init"],
+    "ulimits": ["--ulimit", "nofile=1000:2000", "--ulimit", "core=-1"],   # -1: the spec's 2**64-1
 }
 
 #: masked with a bind; the source's type differs between runc and us (see above)

@@ -188,3 +188,19 @@ def test_init_binary_default_override_and_missing(tmp_path, monkeypatch):
     with pytest.raises(NotFoundError, match="apt install tini") as e:
         init.host_binary({})
     assert str(tmp_path / "tini-static-missing") in str(e.value)
+
+
+def test_ulimits_docker_form_to_spec_rlimits(tmp_path):
+    from minicontainer.runtime.config import parse_ulimit
+    assert parse_ulimit("nofile=1024:4096") == ("RLIMIT_NOFILE", 1024, 4096)
+    assert parse_ulimit("nproc=50") == ("RLIMIT_NPROC", 50, 50)
+    assert parse_ulimit("core=-1") == ("RLIMIT_CORE", -1, -1)
+    for bad in ("nofile", "nofile=", "nofile=a:b", "nofile=10:5", "nofile=-1:5", "bogus=1", "NOFILE=1",
+                "nofile=1:２"):
+        with pytest.raises(ConfigError, match="--ulimit"):
+            parse_ulimit(bad)
+    s = spec(_rec(tmp_path, ulimits=["nofile=1024:4096", "core=-1"]), str(tmp_path))
+    assert s["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+                                       {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+    with pytest.raises(ConfigError, match="--ulimit"):
+        ContainerConfig(image="busybox", ulimits=["nofile=9:1"]).validate()

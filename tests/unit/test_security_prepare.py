@@ -24,6 +24,13 @@ def test_prepared_round_trips_through_json_and_pickle():
     assert p.summary["CapBnd"] == "00000000a80425fb"
 
 
+def test_unlimited_is_minus_one_or_the_specs_uint64_max():
+    import resource
+    p = prepare(ProcessSecurity(rlimits=(("CORE", -1, -1), ("RLIMIT_NOFILE", 10, 2**64 - 1))))
+    assert p.rlimits == ((resource.RLIMIT_CORE, resource.RLIM_INFINITY, resource.RLIM_INFINITY),
+                         (resource.RLIMIT_NOFILE, 10, resource.RLIM_INFINITY))
+
+
 def test_privileged_keeps_everything_and_has_no_program():
     p = prepare(ProcessSecurity())
     assert p.caps is None and p.seccomp_program is None and p.summary["seccomp"] == "unconfined"
@@ -35,6 +42,7 @@ def test_privileged_keeps_everything_and_has_no_program():
     (ProcessSecurity(additional_gids=(-5,)), "additional gid"),
     (ProcessSecurity(rlimits=(("RLIMIT_NOFILE", 10, 5),)), "soft"),
     (ProcessSecurity(rlimits=(("RLIMIT_NOFILE",),)), "rlimit"),
+    (ProcessSecurity(rlimits=(("RLIMIT_NOFILE", 2**63, 2**63),)), "not a number"),
     (ProcessSecurity(capabilities={"effective": ["CAP_CHOWN"]}), "not permitted"),
     (ProcessSecurity(seccomp={"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"],
                      "action": "SCMP_ACT_NOTIFY"}]}), "action"),
