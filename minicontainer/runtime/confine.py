@@ -110,6 +110,7 @@ def load_for_container() -> None:
     """Import what :func:`in_container` and ``security.apply`` need while the host's root is ours
     (a spare's G is forked before the runtime has imported any of it)."""
     import base64  # noqa: F401 - security.from_dict
+    import resource  # noqa: F401 - security.apply's setrlimit (--ulimit): a spare's G never imported it
     from .. import rootfs, syscalls  # noqa: F401
     from ..images import userdb  # noqa: F401
     from ..security import apparmor, capabilities, seccomp  # noqa: F401
