@@ -33,6 +33,16 @@ from pathlib import Path
 from . import paths
 from .errors import ContainerError, from_oserror
 
+#: the first lines of every generated /etc/hosts (Docker's)
+LOCALHOST = ("127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback")
+
+
+def hosts_of_its_own(hostname: str) -> str:
+    """/etc/hosts of a container without an address of its own (``--network none``): localhost and
+    its name on 127.0.1.1, Debian's convention (``sudo``, ``hostname -f`` resolve it)."""
+    return "\n".join((*LOCALHOST, f"127.0.1.1\t{hostname}")) + "\n"
+
+
 #: container path -> file name in the container's state directory (Docker's names)
 NAMES = {"/etc/hostname": "hostname", "/etc/hosts": "hosts", "/etc/resolv.conf": "resolv.conf"}
 

@@ -44,8 +44,9 @@ class Attachment:
         return cls(**d)
 
     def hosts_file(self) -> str:
+        from ..etcfiles import LOCALHOST
         host = self.hostname or self.name
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines = list(LOCALHOST)
         if self.ip:
             lines.append(f"{self.ip}\t{host}" + (f" {self.name}" if self.name != host else ""))
         else:
