@@ -62,11 +62,26 @@ def parse_containerfile(text: str) -> list[Instruction]:
         if not args.strip():
             raise ConfigError(f"Containerfile line {start}: {kw} needs an argument")
         out.append(Instruction(kw, args.strip(), start))
+        _check(out[-1])
         buf = ""
     first = next((i for i in out if i.keyword != "ARG"), None)
     if first is None or first.keyword != "FROM":
         raise ConfigError("Containerfile: the first instruction must be FROM (only ARG may come before it)")
     return out
+
+
+def _check(ins: Instruction) -> None:
+    """A config-only instruction or an ARG that is wrong whatever the variables say fails now, with
+    its line, before any step runs (one with ``$`` is checked when its values are known)."""
+    if "$" in ins.args:
+        return
+    try:
+        if ins.keyword == "ARG":
+            parse_arg(ins.args)
+        elif ins.keyword in ("USER", "LABEL", "EXPOSE", "STOPSIGNAL"):
+            apply_config(ins.keyword, ins.args, {"Env": [], "Cmd": []})
+    except ConfigError as exc:
+        raise ConfigError(f"Containerfile line {ins.line}: {exc.message}", hint=exc.hint) from None
 
 
 def _command(args: str) -> list[str]:

@@ -48,13 +48,16 @@ def env_file(path: str) -> list[str]:
     from ..errors import from_oserror
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.read(MAX_ARGS_BYTES + 1).splitlines()
+            text = f.read(MAX_ARGS_BYTES + 1)
     except UnicodeDecodeError:
         raise ConfigError(f"--env-file {path}: not UTF-8 text") from None
     except OSError as exc:
         raise from_oserror(exc, "read the --env-file", path) from None
+    if len(text) > MAX_ARGS_BYTES:            # (the environment could not hold it either)
+        raise ConfigError(f"--env-file {path}: longer than {MAX_ARGS_BYTES} bytes",
+                          hint="pass large data in a file (-v)")
     out = []
-    for no, line in enumerate(lines, 1):
+    for no, line in enumerate(text.splitlines(), 1):
         line = line.lstrip()
         if not line or line.startswith("#"):
             continue
