@@ -71,7 +71,7 @@ def _config(a):
                            cap_add=a.cap_add, cap_drop=a.cap_drop, privileged=a.privileged,
                            security_opt=a.security_opt, devices=a.device,
                            cgroupns=a.cgroupns, userns=a.userns, entrypoint=a.entrypoint,
-                           ulimits=a.ulimit)
+                           ulimits=a.ulimit, tmpfs=a.tmpfs)
 
 
 def _run(a):

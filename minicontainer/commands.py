@@ -51,6 +51,8 @@ RUN_OPTIONS = (
     (("-p", "--publish"), {"action": "append", "default": [], "metavar": "[IP:]HOST:CTR[/tcp|udp]"}),
     (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]"}),
     (("--read-only",), _T),
+    (("--tmpfs",), {"action": "append", "default": [], "metavar": "DST[:OPTIONS]",
+                    "help": "a tmpfs at DST (noexec,nosuid,nodev unless OPTIONS say; size=64m, mode=1770)"}),
     (("--init",), {**_T, "help": "run an init as PID 1 that reaps zombies"}),
     (("--entrypoint",), {"metavar": "CMD", "help": "run CMD instead of the image's Entrypoint; "
                          "the image's Cmd is dropped too (docker's rule)"}),

@@ -45,6 +45,15 @@ GENERATED_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 RUNTIME_MOUNTS = ("/proc/", "/sys/", "/dev/", *GENERATED_FILES)
 
 
+def runtime_mount_of(dst: str) -> str | None:
+    """The runtime's own mount that ``dst`` is or lies under (a fresh /proc, /sys, /dev with masks,
+    the generated /etc files), else None: a volume or --tmpfs there would hide or undo it."""
+    for own in RUNTIME_MOUNTS:
+        if dst == own or own.endswith("/") and (dst + "/").startswith(own):
+            return own.rstrip("/")
+    return None
+
+
 def parse_volume(spec: str) -> Volume:
     """Parse docker's ``SRC:DST[:ro|rw]``. SRC must exist on the host and be absolute; DST absolute."""
     parts = spec.split(":")
@@ -60,13 +69,10 @@ def parse_volume(spec: str) -> Volume:
     dst = "/" + os.path.normpath(dst).lstrip("/")
     if dst == "/":
         raise ConfigError(f"bad volume {spec!r}", hint="cannot mount a volume over /")
-    for own in RUNTIME_MOUNTS:
-        if dst == own or own.endswith("/") and (dst + "/").startswith(own):
-            # The runtime mounts these itself (a fresh /proc, /sys and /dev, with masks and read-only
-            # parts; the generated /etc files after the volumes): a volume there would hide or undo
-            # them, or make the runtime write its files into the host directory (/dev/.mc-etc).
-            raise ConfigError(f"bad volume {spec!r}: {dst} is the runtime's own mount "
-                              f"({own.rstrip('/')})", hint="mount the volume somewhere else, e.g. /mnt")
+    own = runtime_mount_of(dst)
+    if own:
+        raise ConfigError(f"bad volume {spec!r}: {dst} is the runtime's own mount ({own})",
+                          hint="mount the volume somewhere else, e.g. /mnt")
     if not os.path.exists(src):
         raise NotFoundError(f"volume source {src} does not exist", hint="create it on the host first")
     return Volume(os.path.realpath(src), dst, mode == "ro")
@@ -146,22 +152,17 @@ def secure_join(root: str, path: str) -> str:
 
 
 def volume_target(root: str, target: str) -> str:
-    """Where volume ``target`` lands: the path resolved *inside* ``root`` (:func:`secure_join`), as
-    runc resolves every mount destination. An image's symlink on the way is followed the way the
-    container itself will follow it — Debian's ``/var/run -> /run`` makes ``-v …:/var/run/x`` land
-    on ``/run/x`` — but an absolute link resolves against the container's root, never the host's,
-    and ``..`` stops at it. The mount itself then goes through :func:`open_in_root`, which refuses
-    any symlink left on the resolved path: one swapped in after the resolution (by a container that
-    shares an earlier volume) cannot redirect it. Rejected: refusing every symlink on the way (what
-    this did until 2026-12) — safe, but Docker runs such images and ours said "refusing". A target
-    that resolves into a mount of the runtime's own (``/data -> /proc``) is refused as a direct one
-    is (:func:`parse_volume`)."""
+    """Where volume (or --tmpfs) ``target`` lands: resolved *inside* ``root`` (:func:`secure_join`,
+    as runc resolves mount destinations) — Debian's ``/var/run -> /run`` is followed, an absolute
+    link resolves against the container's root — then mounted through :func:`open_in_root`, which
+    refuses a symlink swapped in meanwhile. Rejected: refusing every symlink on the way (safe, but
+    Docker runs such images). Into a runtime mount (``/data -> /proc``): refused, as a direct one."""
     resolved = secure_join(root, target)
-    for own in RUNTIME_MOUNTS:
-        if resolved == own or own.endswith("/") and (resolved + "/").startswith(own):
-            raise RootfsError(f"volume destination {target} resolves to {resolved} inside the container, "
-                              f"the runtime's own mount ({own.rstrip('/')})",
-                              hint="a symlink of the image leads there: mount the volume somewhere else")
+    own = runtime_mount_of(resolved)
+    if own:
+        raise RootfsError(f"volume destination {target} resolves to {resolved} inside the container, "
+                          f"the runtime's own mount ({own})",
+                          hint="a symlink of the image leads there: mount the volume somewhere else")
     return resolved
 
 
@@ -363,13 +364,15 @@ def bind_host_binary(src: str, root: str, target: str) -> None:
 
 def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str | None = None,
                etc_files: dict[str, str] | None = None, mount_proc: bool = True, devices=(),
-               etc_binds: dict[str, str] | None = None, init: tuple[str, str] | None = None) -> None:
+               etc_binds: dict[str, str] | None = None, init: tuple[str, str] | None = None,
+               tmpfs=()) -> None:
     """The second half of :func:`setup_root`: volumes, ``devices`` (host node, container path: a
     bind mount, ``--device``) and generated /etc files (while the host is still reachable),
     pivot_root, and a read-only root if asked. ``etc_files``: container path -> text, kept on a
     tmpfs of the container's (notebook 03); ``etc_binds``: container path -> a host file the runtime
     keeps outside the root (the engine's way, etcfiles.py); ``init``: (host binary, container path),
-    ``--init``'s read-only bind (:func:`bind_host_binary`)."""
+    ``--init``'s read-only bind (:func:`bind_host_binary`); ``tmpfs``: (container path, flags,
+    data) of ``--tmpfs`` (runtime/config.parse_tmpfs), after the volumes, resolved as they are."""
     volumes = [parse_volume(v) if isinstance(v, str) else v for v in volumes]
     for host, target in devices:
         _mount_on(host, root, target, None, sc.MS_BIND, create="file")
@@ -383,6 +386,8 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
                 _remount_ro(f"/proc/self/fd/{fd}")
             finally:
                 os.close(fd)
+    for target, flags, data in tmpfs:
+        _mount_on("tmpfs", root, volume_target(root, target), "tmpfs", flags, data or None)
 
     files = dict(etc_files or {})
     if hostname is not None and "/etc/hostname" not in files:
@@ -422,21 +427,9 @@ def enter_root(root: str, *, volumes=(), readonly: bool = False, hostname: str |
 
 
 # --- for the OCI runtime (minicontainer/oci/mounts.py), which mounts what config.json lists -------
-
-def mount_in_root(source, root: str, target: str, fstype=None, flags=0, data=None, *, create="dir") -> None:
-    """Mount onto ``root``/``target`` (symlink-safe, through /proc/self/fd); ``create`` "dir" or
-    "file" makes a missing target."""
-    _mount_on(source, root, target, fstype, flags, data, create=create)
-
-
-def mask_path(path: str, root: str = "/") -> None:
-    """Hide ``path`` inside ``root``: /dev/null over a file, an empty read-only tmpfs over a directory."""
-    _mask(path, root)
-
-
-def readonly_path(path: str, root: str = "/") -> None:
-    """Make ``path`` inside ``root`` a read-only bind mount of itself (missing: nothing to do)."""
-    _readonly(path, root)
+#: mount onto ``root``/``target`` (symlink-safe, through /proc/self/fd; ``create`` "dir" or "file");
+#: hide a path (/dev/null over a file, an empty read-only tmpfs over a directory); make one read-only
+mount_in_root, mask_path, readonly_path = _mount_on, _mask, _readonly
 
 
 def own_hierarchies(group: str) -> set[str] | None:

@@ -92,6 +92,45 @@ def parse_ulimit(text: str) -> tuple[str, int, int]:
     return "RLIMIT_" + name.upper(), soft, hard
 
 
+#: --tmpfs options that are mount flags (name → (set?, the flag's name in syscalls)) and data keys
+_TMPFS_FLAGS = {"ro": (True, "MS_RDONLY"), "rw": (False, "MS_RDONLY"), "nosuid": (True, "MS_NOSUID"),
+                "suid": (False, "MS_NOSUID"), "nodev": (True, "MS_NODEV"), "dev": (False, "MS_NODEV"),
+                "noexec": (True, "MS_NOEXEC"), "exec": (False, "MS_NOEXEC")}
+_TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes")
+
+
+def parse_tmpfs(text: str, owner: tuple[int, int] | None = None) -> tuple[str, int, str]:
+    """``--tmpfs DST[:OPTIONS]`` (docker's: noexec, nosuid and nodev unless the options say
+    otherwise; ``size=64m``, ``mode=1770``, ``uid=``, ``gid=``) → (DST, mount flags, data).
+    ``owner``: a remapped container's root (host ids), the tmpfs root's owner unless uid/gid are
+    given. ConfigError, one line, on anything else."""
+    from .. import syscalls as sc
+    from ..rootfs import runtime_mount_of
+    dst, _, opts = str(text).partition(":")
+    if not dst.startswith("/") or "\0" in text:
+        raise ConfigError(f"invalid --tmpfs {text!r}: the path must be absolute", hint="e.g. --tmpfs /run:size=64m")
+    dst = "/" + os.path.normpath(dst).lstrip("/")
+    own = runtime_mount_of(dst)
+    if dst == "/" or own:
+        raise ConfigError(f"invalid --tmpfs {text!r}: {dst} is " + (f"the runtime's own mount ({own})" if own
+                          else "the root"), hint="mount it somewhere else, e.g. /run or /cache")
+    flags, data = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, {}
+    for o in filter(None, opts.split(",")):
+        key, eq, value = o.partition("=")
+        if not eq and key in _TMPFS_FLAGS:
+            on, name = _TMPFS_FLAGS[key]
+            flags = flags | getattr(sc, name) if on else flags & ~getattr(sc, name)
+        elif eq and key in _TMPFS_DATA and value and value.isascii() and value.replace("%", "").rstrip("kmgKMG").isdigit():
+            data[key] = value
+        else:
+            raise ConfigError(f"invalid --tmpfs option {o!r} in {text!r}",
+                              hint="rw, ro, exec, noexec, suid, nosuid, dev, nodev, size=, mode=, uid=, gid=, nr_inodes=")
+    if owner is not None:
+        data.setdefault("uid", str(owner[0]))
+        data.setdefault("gid", str(owner[1]))
+    return dst, flags, ",".join(f"{k}={v}" for k, v in data.items())
+
+
 def check_workdir(path, where: str = "-w") -> str:
     """A working directory must be an absolute path (a string): never an integer, which ``os.chdir``
     would take as a file descriptor (an ``fchdir`` to whatever the runtime had open)."""
@@ -130,6 +169,7 @@ class ContainerConfig:
     userns: str = "host"               # Docker's default; "remap": root inside is a subordinate uid
     entrypoint: str | None = None      # --entrypoint: replaces the image's Entrypoint and Cmd
     ulimits: list[str] = factory(list)  # --ulimit NAME=SOFT[:HARD], as given (parse_ulimit)
+    tmpfs: list[str] = factory(list)   # --tmpfs DST[:OPTIONS], as given (parse_tmpfs)
 
     def __post_init__(self):
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
@@ -186,6 +226,8 @@ class ContainerConfig:
             check_workdir(self.workdir, "-w")
         for u in self.ulimits:
             parse_ulimit(u)
+        for t in self.tmpfs:
+            parse_tmpfs(t)
         if self.cgroupns not in ("private", "host"):
             raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.check_userns()

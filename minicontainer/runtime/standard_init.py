@@ -271,7 +271,9 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         ro = 0 if spec.get("privileged") else sc.MS_RDONLY
         mount_cgroup(root, "/sys/fs/cgroup", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | ro,
                      Cgroup(rec["cgroup"], default_backend()), new_cgroupns=False)
-    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"],
+    from .config import parse_tmpfs
+    tmpfs = [parse_tmpfs(t, owner) for t in cfg.tmpfs]
+    enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"], tmpfs=tmpfs,
                devices=msg.get("nodes") or (), init=init)
     sc.sethostname(cfg.hostname or rec["id"][:12])
     if cfg.cgroupns != "host":

@@ -83,6 +83,7 @@ CASES = {
     "device": ["--device", "/dev/fuse"],
     "init": ["--init"],
     "ulimits": ["--ulimit", "nofile=1000:2000", "--ulimit", "core=-1"],   # -1: the spec's 2**64-1
+    "tmpfs": ["--read-only", "--tmpfs", "/data:size=1m,mode=1777,exec"],
 }
 
 #: masked with a bind; the source's type differs between runc and us (see above)
@@ -208,6 +209,9 @@ def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, volume, tmp_path
         assert top <= set(engine["dev"].split()), top - set(engine["dev"].split())
     if case == "cgroupns-host":
         assert engine["memory"] and engine["pids"], engine
+    if case == "tmpfs":       # a writable tmpfs in a read-only root, exec asked for: no noexec
+        assert engine["mnt/data"].startswith("tmpfs rw") and "noexec" not in engine["mnt/data"], engine
+        assert engine["data"].endswith("writable") and engine["rootfs"] == "read-only", engine
     if case == "read-only":
         assert engine["mnt/"].split()[2].split(",")[0] == "ro" and "nosuid" not in engine["mnt/"]
     if shutil.which("runc"):

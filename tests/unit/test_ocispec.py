@@ -204,3 +204,20 @@ def test_ulimits_docker_form_to_spec_rlimits(tmp_path):
                                        {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
     with pytest.raises(ConfigError, match="--ulimit"):
         ContainerConfig(image="busybox", ulimits=["nofile=9:1"]).validate()
+
+
+def test_tmpfs_docker_form(tmp_path):
+    from minicontainer import syscalls as sc
+    from minicontainer.runtime.config import parse_tmpfs
+    dflt = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    assert parse_tmpfs("/run") == ("/run", dflt, "")
+    assert parse_tmpfs("/c/:size=64m,mode=1770,exec,ro") == ("/c", (dflt & ~sc.MS_NOEXEC) | sc.MS_RDONLY,
+                                                            "size=64m,mode=1770")
+    assert parse_tmpfs("/run", owner=(100000, 100000))[2] == "uid=100000,gid=100000"
+    for bad in ("run", "/", "/proc/x", "/dev", "/etc/hosts", "/run:size=", "/run:size=1x", "/run:bogus",
+                "/run:mode=0o7", "/run:uid=-1"):
+        with pytest.raises(ConfigError, match="--tmpfs"):
+            parse_tmpfs(bad)
+    s = spec(_rec(tmp_path, tmpfs=["/run:size=1m"]), str(tmp_path))
+    assert {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec", "size=1m"]} in s["mounts"]
