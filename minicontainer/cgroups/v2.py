@@ -3,7 +3,7 @@
 On v2 a group only has ``memory.max`` if its *parent* lists ``memory`` in ``cgroup.subtree_control``,
 so creating ``<root>/minicontainer/<name>`` first enables the controllers we need in the root's and in
 our parent's ``subtree_control`` (only those missing, and only those the level offers in
-``cgroup.controllers``). Our parent never holds processes itself: v2's "no internal processes" rule
+``cgroup.controllers``); in our own parent every other offered one as well, as runc does. Our parent never holds processes itself: v2's "no internal processes" rule
 would otherwise refuse to enable controllers below it.
 
 Freezing is ``cgroup.freeze`` (done when ``cgroup.events`` says ``frozen 1``), killing is one write to
@@ -79,7 +79,7 @@ class V2Backend:
             return []
 
     # -- create / delete ---------------------------------------------------------------------------
-    def _enable(self, level, need: set[str], wanted=WANTED) -> None:
+    def _enable(self, level, need: set[str], wanted=WANTED, *, every_offered: bool = False) -> None:
         level = os.fspath(level)
         offered = set(f.read(os.path.join(level, "cgroup.controllers")).split())
         missing = need - offered
@@ -91,13 +91,22 @@ class V2Backend:
         todo = [c for c in WANTED if c in wanted and c in offered and c not in have]
         if todo:
             f.write(os.path.join(level, "cgroup.subtree_control"), " ".join(f"+{c}" for c in todo))
+        if every_offered:
+            # our own parent: every other controller the level offers too (hugetlb, rdma, misc), as
+            # runc enables them — a container's group then has the files a runc container's has.
+            # Best effort, one at a time: none of them is needed for our limits
+            for c in sorted(offered - set(WANTED) - have):
+                try:
+                    f.write(os.path.join(level, "cgroup.subtree_control"), f"+{c}")
+                except CgroupError:
+                    pass
 
     def create(self, name: str, need: set[str] = frozenset()) -> None:
         for _ in range(5):
             # the root is not ours: enable there only what is missing and needed (accounting + limits)
             self._enable(self._root, need, ACCOUNTING | set(need))
             f.mkdir(self._parent)
-            self._enable(self._parent, need)
+            self._enable(self._parent, need, every_offered=True)
             try:
                 if not f.mkdir(self._d(name)):
                     raise CgroupError("mkdir", str(self._d(name)), errno.EEXIST,

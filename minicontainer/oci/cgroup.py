@@ -95,11 +95,14 @@ def _ancestors(cg: Cgroup, need: set[str]) -> list[str]:
             return made
         level = root
         for part in rel.split("/")[:-1]:
-            cg.backend._enable(level, need, set(need) | {"cpu", "memory", "pids"})
+            if level in made:                  # ours: every controller offered, as the backend's parent
+                cg.backend._enable(level, need, every_offered=True)
+            else:                              # not ours: only what accounting and the limits need
+                cg.backend._enable(level, need, set(need) | {"cpu", "memory", "pids"})
             level = os.path.join(level, part)
             if f.mkdir(level):
                 made.append(level)
-        cg.backend._enable(level, need)        # the backend enables below the parent itself
+        cg.backend._enable(level, need, every_offered=level in made)   # the backend enables below the parent
         return made
     rel = cg.backend.parent_name
     if "/" not in rel:

@@ -340,7 +340,13 @@ def parse_device(spec: str) -> tuple[str, str, str]:
 def from_host(spec: str) -> tuple[dict, dict]:
     """``--device`` → (OCI ``linux.devices`` entry, ``linux.resources.devices`` allow rule), from a
     stat of the host's node (its type, numbers, mode and owner, as Docker copies them)."""
-    host, ctr, access = parse_device(spec)
+    return host_node(*parse_device(spec))
+
+
+def host_node(host: str, ctr: str | None = None, access: str = "rwm") -> tuple[dict, dict]:
+    """The host's node ``host`` at ``ctr`` (the same path by default) — by path, not a --device spec:
+    ``--privileged`` passes names such as /dev/bsg/0:0:0:0, which a spec would split at the colons."""
+    ctr = ctr or host
     try:
         st = os.stat(host)
     except OSError as exc:
@@ -359,4 +365,4 @@ def from_host(spec: str) -> tuple[dict, dict]:
 
 __all__ = ["default_nodes", "default_rules", "validate", "v1_lines", "program", "load_program", "attach",
            "attached", "detach",
-           "apply", "parse_device", "from_host"]
+           "apply", "parse_device", "from_host", "host_node"]

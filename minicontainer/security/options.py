@@ -80,7 +80,7 @@ def from_docker_flags(*, cap_add=(), cap_drop=(), privileged: bool = False, secu
     rules = [{"allow": True, "type": "a", "access": "rwm"}] if privileged else dev_mod.default_rules()
     for path in dev_mod.host_devices() if privileged else ():
         try:
-            nodes.append(dev_mod.from_host(path)[0])
+            nodes.append(dev_mod.host_node(path)[0])
         except SecurityError:
             pass                                 # gone since the walk
     for spec in devices or ():

@@ -18,7 +18,12 @@ its container's /dev/null (tmpfs), ours with the host's (devtmpfs). The root's s
 design (the engine's overlay; a bundle's directory). runc joins and shows v1's ``name=systemd``
 hierarchy as well; we make no group there, and show none (the engine showed it, and a hybrid host's
 ``unified``, rooted at the host's root group: found by this test, now both paths show the
-hierarchies where the container has a group of its own).
+hierarchies where the container has a group of its own). Found in the cgroup v2 VM (2026-12-08): runc
+leaks its Go runtime's raised soft RLIMIT_NOFILE into a container whose spec names none, and with
+``--cgroupns host`` mounts the host's whole cgroup2 tree where we bind the container's group (both
+normalized in _for_runc); runc enables every controller its parent offers (hugetlb, rdma, misc) —
+our parent now does too; a device node whose name holds ":" (/dev/bsg/0:0:0:0) was missing from
+``--privileged`` containers (read as a --device HOST:CTR spec).
 """
 from __future__ import annotations
 
@@ -175,14 +180,30 @@ def _runc(tmp: Path, b: Path, name: str) -> dict:
     return _parse(p.stdout, name)
 
 
-def _for_runc(d: dict) -> dict:
+def _for_runc(d: dict, case: str) -> dict:
     d = dict(d)
+    if case != "ulimits":
+        # runc built with Go >= 1.19 raises its own soft RLIMIT_NOFILE to the hard limit at start, and
+        # a container whose spec names no rlimits inherits that (containerd/containerd#8249); ours
+        # keep the caller's soft limit. Seen where soft < hard: a systemd host's 1024:524288.
+        d["nofile"] = " ".join(d.get("nofile", "").split()[1:])
+    if case == "cgroupns-host" and _v2():
+        # runc mounts a fresh cgroup2 in the host's cgroup namespace: the host's whole tree, with
+        # no memory.max or pids.max at its root; ours binds the container's own group (kept: a
+        # container sees its limits and nothing of the host's groups)
+        for k in ("cgroupfs", "memory", "pids"):
+            d.pop(k, None)
     d.pop("mnt/sys/fs/cgroup", None)
     d["cgroupfs"] = " ".join(h for h in d.get("cgroupfs", "").split() if h != "systemd")
     for m in MASKED:
         d["mnt" + m] = " ".join(d.get("mnt" + m, "").split()[1:2])     # masked (ro/rw), any source
     d["mnt/"] = " ".join(d.get("mnt/", "").split()[1:2])              # ro/rw
     return d
+
+
+def _v2() -> bool:
+    from minicontainer.cgroups import default_backend
+    return default_backend().version == 2
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -216,7 +237,7 @@ def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, volume, tmp_path
         assert engine["mnt/"].split()[2].split(",")[0] == "ro" and "nosuid" not in engine["mnt/"]
     if shutil.which("runc"):
         r = _runc(tmp_path, _bundle(tmp_path / "runc", rec, name), name)
-        e, r = _for_runc(engine), _for_runc(r)
+        e, r = _for_runc(engine, case), _for_runc(r, case)
         assert e == r, {k: (e.get(k), r.get(k)) for k in set(e) | set(r) if e.get(k) != r.get(k)}
     _nothing_left(env)
 

@@ -2,6 +2,7 @@
 translation over a temporary directory tree that mimics cgroupfs (a new group directory gets the
 control files the kernel would create). The real runs are in tests/integration/test_cgroups.py."""
 
+import errno
 import os
 from pathlib import Path
 
@@ -265,3 +266,28 @@ def test_v2_touches_the_root_only_for_what_is_missing(fake_fs):
     with pytest.raises(ConfigError):                            # a bad name never reaches the tree
         Cgroup.create("a/b", backend=V2Backend(root))
     assert not (root / "minicontainer").exists()
+
+
+def test_v2_our_parent_enables_every_offered_controller_best_effort(fake_fs, monkeypatch):
+    # as runc: a container's group gets hugetlb, rdma, misc… files where the tree offers them;
+    # one the kernel refuses is skipped, the wanted ones still come first and in one write
+    root = fake_fs / "v2"
+    root.mkdir()
+    monkeypatch.setitem(V2_FILES, "cgroup.controllers", "cpu cpuset io memory pids hugetlb misc rdma")
+    for name in ("cgroup.controllers", "cgroup.subtree_control"):
+        (root / name).write_text(V2_FILES[name])
+    writes, real_write = [], _files.write
+
+    def write(path, value, **kw):
+        if str(path).endswith("subtree_control"):
+            writes.append((os.path.relpath(path, root), value))
+            if value == "+misc":
+                raise CgroupError("write '+misc' to", str(path), errno.EINVAL)
+        return real_write(path, value, **kw)
+    monkeypatch.setattr(_files, "write", write)
+    Cgroup.create("web", None, backend=V2Backend(root)).delete()
+    assert writes == [("cgroup.subtree_control", "+cpu +memory +pids"),
+                      ("minicontainer/cgroup.subtree_control", "+cpu +cpuset +io +memory +pids"),
+                      ("minicontainer/cgroup.subtree_control", "+hugetlb"),
+                      ("minicontainer/cgroup.subtree_control", "+misc"),
+                      ("minicontainer/cgroup.subtree_control", "+rdma")]

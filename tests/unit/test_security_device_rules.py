@@ -140,3 +140,21 @@ def test_host_devices_are_the_hosts_nodes_without_the_containers_own():
         m = os.lstat(p).st_mode
         assert stat.S_ISCHR(m) or stat.S_ISBLK(m), p
     assert host_devices("/nonexistent") == []
+
+
+def test_privileged_keeps_nodes_whose_names_hold_colons(monkeypatch):
+    # a v2 VM's /dev/bsg/0:0:0:0 was missing from --privileged containers: read as HOST:CTR:ACCESS
+    import os
+    import stat as st
+    from minicontainer.security.options import from_docker_flags
+    node = "/dev/bsg/0:0:0:0"
+    real = os.stat
+    monkeypatch.setattr(devices, "host_devices", lambda top="/dev": [node])
+    monkeypatch.setattr(devices.os, "stat", lambda p, *a, **k: os.stat_result(
+        (st.S_IFCHR | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0)) if p == node else real(p, *a, **k))
+    monkeypatch.setattr(devices.os, "major", lambda rdev: 247)
+    monkeypatch.setattr(devices.os, "minor", lambda rdev: 0)
+    paths = [n["path"] for n in from_docker_flags(privileged=True)["linux"]["devices"]]
+    assert node in paths
+    with pytest.raises(SecurityError):
+        devices.from_host(node)              # as a --device spec it is not a path: 3 fields
