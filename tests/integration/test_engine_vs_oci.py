@@ -21,8 +21,9 @@ hierarchy as well; we make no group there, and show none (the engine showed it, 
 hierarchies where the container has a group of its own). Found in the cgroup v2 VM (2026-12-08): runc
 leaks its Go runtime's raised soft RLIMIT_NOFILE into a container whose spec names none, and with
 ``--cgroupns host`` mounts the host's whole cgroup2 tree where we bind the container's group (both
-normalized in _for_runc); runc enables every controller its parent offers (hugetlb, rdma, misc) —
-our parent now does too; a device node whose name holds ":" (/dev/bsg/0:0:0:0) was missing from
+normalized in _for_runc); runc enables every available controller down from the root, the
+root included (hugetlb, rdma, misc): our parent now enables all it is offered, the root stays as
+it is (its extra files in runc's group are left out of the comparison); a device node whose name holds ":" (/dev/bsg/0:0:0:0) was missing from
 ``--privileged`` containers (read as a --device HOST:CTR spec).
 """
 from __future__ import annotations
@@ -238,6 +239,15 @@ def test_the_engine_and_the_oci_runtime_agree_and_runc_too(env, volume, tmp_path
     if shutil.which("runc"):
         r = _runc(tmp_path, _bundle(tmp_path / "runc", rec, name), name)
         e, r = _for_runc(engine, case), _for_runc(r, case)
+        if _v2() and "cgroupfs" in r:
+            # runc enables every available controller at every level from the root down — the
+            # root's own subtree_control included, which is not ours to change (we enable there
+            # only what accounting and limits need, everything offered in our parent). So a
+            # controller runc turned on at the root first (misc, rdma) shows in its group only: the
+            # VM's first case failed so, the later ones (runc had run) passed. Compared: the
+            # files of the controllers our group has; one of those missing in runc's still fails.
+            ours = {f.split(".")[0] for f in e.get("cgroupfs", "").split()}
+            r["cgroupfs"] = " ".join(f for f in r["cgroupfs"].split() if f.split(".")[0] in ours)
         assert e == r, {k: (e.get(k), r.get(k)) for k in set(e) | set(r) if e.get(k) != r.get(k)}
     _nothing_left(env)
 
