@@ -3,8 +3,9 @@
 On v2 a group only has ``memory.max`` if its *parent* lists ``memory`` in ``cgroup.subtree_control``,
 so creating ``<root>/minicontainer/<name>`` first enables the controllers we need in the root's and in
 our parent's ``subtree_control`` (only those missing, and only those the level offers in
-``cgroup.controllers``); in our own parent every other offered one as well, as runc does. Our parent never holds processes itself: v2's "no internal processes" rule
-would otherwise refuse to enable controllers below it.
+``cgroup.controllers``); in our own parent every other offered one as well, as runc does. Our
+parent never holds processes itself: v2's "no internal processes" rule would otherwise refuse to
+enable controllers below it.
 
 Freezing is ``cgroup.freeze`` (done when ``cgroup.events`` says ``frozen 1``), killing is one write to
 ``cgroup.kill`` (kernel ≥ 5.14; the kernel kills every task, including ones forking right now — the

@@ -141,15 +141,13 @@ def _build_args(given) -> dict:
     value from this process's environment, as docker's client does."""
     if isinstance(given, dict):
         return dict(given)
+    from ..runtime.config import client_env        # -e's rule for NAME alone
     out = {}
-    for g in given or ():
-        name, eq, value = g.partition("=")
+    for g in client_env(given or ()):
+        name, _, value = g.partition("=")
         if not name.isidentifier():
             raise ConfigError(f"--build-arg {g!r}: expected NAME=VALUE")
-        if eq:
-            out[name] = value
-        elif name in os.environ:
-            out[name] = os.environ[name]
+        out[name] = value
     return out
 
 

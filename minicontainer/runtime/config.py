@@ -99,11 +99,10 @@ _TMPFS_FLAGS = {"ro": (True, "MS_RDONLY"), "rw": (False, "MS_RDONLY"), "nosuid":
 _TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes")
 
 
-def parse_tmpfs(text: str, owner: tuple[int, int] | None = None) -> tuple[str, int, str]:
+def parse_tmpfs(text: str) -> tuple[str, int, str]:
     """``--tmpfs DST[:OPTIONS]`` (docker's: noexec, nosuid and nodev unless the options say
     otherwise; ``size=64m``, ``mode=1770``, ``uid=``, ``gid=``) → (DST, mount flags, data).
-    ``owner``: a remapped container's root (host ids), the tmpfs root's owner unless uid/gid are
-    given. ConfigError, one line, on anything else."""
+    ConfigError, one line, on anything else."""
     from .. import syscalls as sc
     from ..rootfs import runtime_mount_of
     dst, _, opts = str(text).partition(":")
@@ -125,10 +124,28 @@ def parse_tmpfs(text: str, owner: tuple[int, int] | None = None) -> tuple[str, i
         else:
             raise ConfigError(f"invalid --tmpfs option {o!r} in {text!r}",
                               hint="rw, ro, exec, noexec, suid, nosuid, dev, nodev, size=, mode=, uid=, gid=, nr_inodes=")
-    if owner is not None:
-        data.setdefault("uid", str(owner[0]))
-        data.setdefault("gid", str(owner[1]))
     return dst, flags, ",".join(f"{k}={v}" for k, v in data.items())
+
+
+def owned_tmpfs_data(data: str, owner: tuple[int, int] | None) -> str:
+    """A parsed --tmpfs's data with a remapped container's root (host ids) as the owner of the
+    tmpfs's root, unless the options name uid/gid themselves."""
+    if owner is None:
+        return data
+    keys = {o.partition("=")[0] for o in data.split(",") if o}
+    extra = [f"{k}={v}" for k, v in (("uid", owner[0]), ("gid", owner[1])) if k not in keys]
+    return ",".join(filter(None, [data, *extra]))
+
+
+def _parsed(value, parse, shape: tuple, what: str) -> list:
+    """One --ulimit/--tmpfs as the record keeps it: parsed once (from the flag's text), or the
+    record's own list read back (each item of the right type, else the record is refused)."""
+    if isinstance(value, str):
+        return list(parse(value))
+    if isinstance(value, (list, tuple)) and len(value) == len(shape) and \
+            all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(value, shape)):
+        return list(value)
+    raise ConfigError(f"invalid {what} {value!r}", hint="give it as on the command line")
 
 
 def check_workdir(path, where: str = "-w") -> str:
@@ -168,10 +185,12 @@ class ContainerConfig:
     cgroupns: str = "private"          # Docker's default on cgroup v2; "host" shares the host's
     userns: str = "host"               # Docker's default; "remap": root inside is a subordinate uid
     entrypoint: str | None = None      # --entrypoint: replaces the image's Entrypoint and Cmd
-    ulimits: list[str] = factory(list)  # --ulimit NAME=SOFT[:HARD], as given (parse_ulimit)
-    tmpfs: list[str] = factory(list)   # --tmpfs DST[:OPTIONS], as given (parse_tmpfs)
+    ulimits: list = factory(list)      # --ulimit: ["RLIMIT_NOFILE", soft, hard], parsed once (parse_ulimit)
+    tmpfs: list = factory(list)        # --tmpfs: [DST, mount flags, data], parsed once (parse_tmpfs)
 
     def __post_init__(self):
+        self.ulimits = [_parsed(u, parse_ulimit, (str, int, int), "--ulimit") for u in self.ulimits]
+        self.tmpfs = [_parsed(t, parse_tmpfs, (str, int, str), "--tmpfs") for t in self.tmpfs]
         if self.memory is not None or self.cpus is not None or self.pids_limit is not None:
             from ..cgroups.values import MIN_MEMORY, parse_cpus, parse_memory, parse_pids
             if self.memory is not None:
@@ -186,7 +205,7 @@ class ContainerConfig:
 
     def rlimits(self) -> tuple:
         """``--ulimit``'s values as security.ProcessSecurity's rlimits: (("RLIMIT_NOFILE", soft, hard), …)."""
-        return tuple(parse_ulimit(u) for u in self.ulimits)
+        return tuple(tuple(u) for u in self.ulimits)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContainerConfig":
@@ -224,10 +243,6 @@ class ContainerConfig:
                               hint=f"at most {MAX_ARGS_BYTES} bytes; pass large data in a file (-v)")
         if self.workdir is not None:
             check_workdir(self.workdir, "-w")
-        for u in self.ulimits:
-            parse_ulimit(u)
-        for t in self.tmpfs:
-            parse_tmpfs(t)
         if self.cgroupns not in ("private", "host"):
             raise ConfigError(f"invalid --cgroupns {self.cgroupns!r}", hint="use private (the default) or host")
         self.check_userns()

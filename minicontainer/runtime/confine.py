@@ -31,7 +31,7 @@ _memo: dict = {}
 
 def _key(cfg) -> tuple:
     return (tuple(cfg.cap_add), tuple(cfg.cap_drop), bool(cfg.privileged), tuple(cfg.security_opt),
-            tuple(cfg.devices), tuple(cfg.ulimits))
+            tuple(cfg.devices), cfg.rlimits())
 
 
 def fields(cfg) -> dict:

@@ -71,10 +71,9 @@ def spec(rec: dict, rootfs: str, *, cgroup_parent: str | None = None, peer_pid: 
         vol = parse_volume(v)
         mounts.append(_mount(vol.target, "bind", vol.source, "rbind", "rprivate",
                              "ro" if vol.readonly else "rw"))
-    for t in cfg.tmpfs:                            # --tmpfs: the same flags, in the spec's words
-        from .config import parse_tmpfs
+    if cfg.tmpfs:
         from .. import syscalls as sc
-        dst, flags, data = parse_tmpfs(t)
+    for dst, flags, data in cfg.tmpfs:             # --tmpfs: the same flags, in the spec's words
         words = [w for bit, w in ((sc.MS_NOSUID, "nosuid"), (sc.MS_NODEV, "nodev"), (sc.MS_NOEXEC, "noexec"),
                                   (sc.MS_RDONLY, "ro")) if flags & bit]
         mounts.append(_mount(dst, "tmpfs", "tmpfs", *words, *filter(None, data.split(","))))

@@ -271,8 +271,8 @@ def container_init(spec: dict, sock, fail, userns_fd: int = -1) -> None:
         ro = 0 if spec.get("privileged") else sc.MS_RDONLY
         mount_cgroup(root, "/sys/fs/cgroup", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | ro,
                      Cgroup(rec["cgroup"], default_backend()), new_cgroupns=False)
-    from .config import parse_tmpfs
-    tmpfs = [parse_tmpfs(t, owner) for t in cfg.tmpfs]
+    from .config import owned_tmpfs_data
+    tmpfs = [(dst, flags, owned_tmpfs_data(data, owner)) for dst, flags, data in cfg.tmpfs]
     enter_root(root, volumes=cfg.volumes, readonly=cfg.read_only, etc_binds=msg["etc"], tmpfs=tmpfs,
                devices=msg.get("nodes") or (), init=init)
     sc.sethostname(cfg.hostname or rec["id"][:12])

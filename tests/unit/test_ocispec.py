@@ -213,7 +213,9 @@ def test_tmpfs_docker_form(tmp_path):
     assert parse_tmpfs("/run") == ("/run", dflt, "")
     assert parse_tmpfs("/c/:size=64m,mode=1770,exec,ro") == ("/c", (dflt & ~sc.MS_NOEXEC) | sc.MS_RDONLY,
                                                             "size=64m,mode=1770")
-    assert parse_tmpfs("/run", owner=(100000, 100000))[2] == "uid=100000,gid=100000"
+    from minicontainer.runtime.config import owned_tmpfs_data
+    assert owned_tmpfs_data(parse_tmpfs("/run")[2], (100000, 100000)) == "uid=100000,gid=100000"
+    assert owned_tmpfs_data("size=1m,uid=5", (100000, 100000)) == "size=1m,uid=5,gid=100000"
     for bad in ("run", "/", "/proc/x", "/dev", "/etc/hosts", "/run:size=", "/run:size=1x", "/run:bogus",
                 "/run:mode=0o7", "/run:uid=-1"):
         with pytest.raises(ConfigError, match="--tmpfs"):
